@@ -53,6 +53,8 @@ def from_dense(adj: np.ndarray, x: Any = None, y: Any = None, chunk_rows: int = 
     if adj.ndim != 2 or adj.shape[0] != adj.shape[1]:
         raise GraphError(f"adjacency: expected a square 2-D array, got shape {adj.shape}")
     n = adj.shape[0]
+    if n == 0:
+        raise GraphError("empty graph: the adjacency has no rows")
     rows, cols, vals = [], [], []
     for start in range(0, n, chunk_rows):
         block = adj[start:start + chunk_rows]

@@ -1,0 +1,33 @@
+import json
+
+import pytest
+
+from benchmarks import harness, report
+
+
+def test_records_append_resume_and_report(tmp_path):
+    path = tmp_path / "results" / "toy.jsonl"
+    for seed, acc in enumerate([0.5, 0.7]):
+        rec = harness.make_record("m", "d", "p", seed, {"acc": acc}, 1.0, "cpu", lr=0.1)
+        harness.append_record(path, rec)
+    harness.append_record(path, harness.make_record("m", "d2", "p", 0, {"acc": 1.0}, 2.0))
+    records = harness.read_records(path)
+    assert len(records) == 3 and records[0]["lr"] == 0.1
+    assert {"versions", "machine", "commit", "device"} <= set(records[0])
+    assert harness.done_seeds(path, dataset="d") == {0, 1}
+    harness.drop_records(path, dataset="d2")
+    assert len(harness.read_records(path)) == 2
+    text = report.render(tmp_path / "results")
+    assert "## toy" in text and "0.6000 ± 0.1000" in text
+    assert all(json.loads(line) for line in path.read_text().splitlines())
+    assert not list(path.parent.glob("*.tmp"))
+
+
+def test_time_fn_is_median_after_warmup():
+    calls = []
+    seconds = harness.time_fn(lambda: calls.append(1), warmup=2, repeats=3)
+    assert len(calls) == 5 and seconds >= 0
+
+
+def test_mean_std_population():
+    assert harness.mean_std([1, 3]) == pytest.approx((2.0, 1.0))
