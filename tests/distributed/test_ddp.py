@@ -1,0 +1,48 @@
+"""torchrun --standalone --nproc-per-node 2 on CPU (gloo): ranks end identical and match one
+process."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from graphkit.distributed import shard, unshard
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def torchrun(nproc: int, module: str, *args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+           f"--nproc-per-node={nproc}", "-m", module, *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
+
+
+def test_shard_unshard():
+    items = list(range(11))
+    parts = [shard(items, r, 3) for r in range(3)]
+    assert parts[0] == [0, 3, 6, 9] and unshard(parts) == items
+
+
+@pytest.mark.slow
+def test_graph_classification_ddp_matches_single_process(data_root, tmp_path):
+    single, multi = tmp_path / "single", tmp_path / "multi"
+    single.mkdir()
+    multi.mkdir()
+    out = subprocess.run([sys.executable, "-m", "tests.distributed.graph_worker", str(data_root),
+                          str(single)], capture_output=True, text=True, cwd=REPO, timeout=600,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    out = torchrun(2, "tests.distributed.graph_worker", str(data_root), str(multi))
+    assert out.returncode == 0, out.stderr[-3000:]
+    ref = torch.load(single / "rank0.pt", weights_only=True)
+    ranks = [torch.load(multi / f"rank{r}.pt", weights_only=True) for r in range(2)]
+    for key, value in ranks[0]["state"].items():
+        assert torch.equal(value, ranks[1]["state"][key]), f"ranks differ in {key}"
+        assert torch.allclose(value, ref["state"][key], atol=1e-4), f"DDP != single in {key}"
+    assert ranks[0]["result"]["world_size"] == 2
+    assert ranks[0]["result"]["best_epoch"] == ref["result"]["best_epoch"]
+    assert abs(ranks[0]["result"]["test_acc"] - ref["result"]["test_acc"]) < 1e-6
