@@ -14,6 +14,7 @@ from torch_geometric.data import Data
 from torch_geometric.utils import from_networkx
 
 from graphkit.data.registry import pyg_dataset, register
+from graphkit.data.safe_pickle import PlanetoidPickle
 from graphkit.errors import GraphError
 
 PLANETOID_SUFFIXES = ("x", "tx", "allx", "y", "ty", "ally", "graph", "test.index")
@@ -30,9 +31,18 @@ def _make_planetoid(key: str, pretty: str) -> None:
               expected=lambda root: [root / "Planetoid" / pretty / "raw" / f
                                      for f in _planetoid_files(key)])
     def _load(root: Path, download: bool = True, **kw: Any) -> Data:
+        import torch_geometric.io.planetoid as planetoid_io
         from torch_geometric.datasets import Planetoid
-        ds = pyg_dataset(Planetoid, root, "Planetoid", pretty, pretty, _planetoid_files(key),
-                         download=download, **kw)
+
+        # The ind.* files are pickles; PyG reads them with plain pickle.load. We never unpickle
+        # files we did not write, so PyG's reader gets a restricted unpickler while it runs.
+        original = planetoid_io.pickle
+        planetoid_io.pickle = PlanetoidPickle
+        try:
+            ds = pyg_dataset(Planetoid, root, "Planetoid", pretty, pretty,
+                             _planetoid_files(key), download=download, **kw)
+        finally:
+            planetoid_io.pickle = original
         return ds[0]
 
 

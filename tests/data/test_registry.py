@@ -147,7 +147,7 @@ def test_foreign_pickle_is_refused(tmp_path):
     with pytest.raises(GraphError, match="refusing to unpickle"):
         load("ba-shapes-reference", root=tmp_path)
     (syn / "syn1.pkl").write_bytes(pickle.dumps(np.zeros(3))[:10])
-    with pytest.raises(GraphError, match="not a readable"):
+    with pytest.raises(GraphError, match="not a readable pickle"):
         load("ba-shapes-reference", root=tmp_path)
 
 
