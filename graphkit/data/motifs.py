@@ -11,19 +11,20 @@ isomorphic to motif ``k`` (the non-induced, "functional" count that the MGNN ref
 M1-M7; extra edges between the three nodes are allowed). Its weight is the product of its edge
 weights, so every matrix is a polynomial in the edge weights (this is what lets an explainer's soft
 edge mask reach motif messages). ``W_k[i, j]`` sums the weights of the instances that contain both
-``i`` and ``j`` (``pairs="all"``, Benson's definition) or, with ``pairs="edges"``, only those in which
-``i`` and ``j`` are joined by an edge of the instance (the MGNN reference code's choice for the open
-motifs M8-M13; for M1-M7 both are the same).
+``i`` and ``j`` (``pairs="all"``, Benson's definition) or, with ``pairs="edges"``, only those in
+which ``i`` and ``j`` are joined by an edge of the instance (the MGNN reference code's choice for
+the open motifs M8-M13; for M1-M7 both are the same).
 
 Motifs: M1 3-cycle; M2 3-cycle with one reciprocated pair; M3 two reciprocated pairs and one
-one-way edge; M4 all pairs reciprocated; M5 feed-forward loop; M6 a source pointing at a reciprocated
-pair; M7 a reciprocated pair pointing at a sink; M8 out-wedge ``a <- c -> b``; M9 path
+one-way edge; M4 all pairs reciprocated; M5 feed-forward loop; M6 a source pointing at a
+reciprocated pair; M7 a reciprocated pair pointing at a sink; M8 out-wedge ``a <- c -> b``; M9 path
 ``a -> c -> b``; M10 in-wedge ``a -> c <- b``; M11 ``a <-> c -> b``; M12 ``a <-> c <- b``;
 M13 ``a <-> c <-> b``.
 
 Everything is computed with sparse matrix products over ``A``, ``A^T`` and ``B`` (scipy when no
-gradient is needed, torch sparse tensors with autograd when ``edge_weight`` requires grad). Self-loops
-are ignored (a motif needs three distinct nodes) and duplicate edges are merged (maximum weight).
+gradient is needed, torch sparse tensors with autograd when ``edge_weight`` requires grad).
+Self-loops are ignored (a motif needs three distinct nodes) and duplicate edges are merged
+(maximum weight).
 """
 
 from __future__ import annotations
@@ -334,7 +335,8 @@ def normalize_adjacency(edge_index: Tensor, edge_weight: Tensor, num_nodes: int,
     """Symmetric normalization ``±D^{-1/2} M D^{-1/2}`` with ``D`` the row sums of ``M``.
 
     ``negative=True`` is the MGNN reference code's ``-D^{-1/2} M D^{-1/2}`` (it computes the
-    Chebyshev rescaling ``2L/lambda_max - I`` with ``lambda_max = 2``). Rows that sum to zero stay 0.
+    Chebyshev rescaling ``2L/lambda_max - I`` with ``lambda_max = 2``).
+    Rows that sum to zero stay 0.
     """
     deg = edge_weight.new_zeros(num_nodes).index_add(0, edge_index[0], edge_weight)
     inv = torch.where(deg > 0, deg.clamp_min(1e-30).pow(-0.5), torch.zeros_like(deg))
@@ -365,7 +367,7 @@ def motif_key(name: str, part: str) -> str:
 
 
 class AddMotifAdjacency(BaseTransform):
-    """Store the (normalized) motif matrices on a ``Data`` as ``motif_mK_index``/``motif_mK_weight``.
+    """Store (normalized) motif matrices on a ``Data`` as ``motif_mK_index``/``motif_mK_weight``.
 
     Args:
         motifs: which motifs (see :func:`parse_motifs`).
@@ -399,7 +401,7 @@ class AddMotifAdjacency(BaseTransform):
 
 
 def motifs_from_data(data: Any, motifs: Iterable[str]) -> list[tuple[Tensor, Tensor]] | None:
-    """The stored matrices of ``motifs`` on ``data`` (a ``Data`` or ``Batch``), or None if absent."""
+    """The stored matrices of ``motifs`` on ``data`` (``Data`` or ``Batch``), or None if absent."""
     out = []
     for name in motifs:
         index = getattr(data, motif_key(name, "index"), None)
