@@ -20,6 +20,7 @@ exactly once. See ``docs/mgnn.md``.
 from __future__ import annotations
 
 import math
+import warnings
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 
@@ -73,9 +74,11 @@ class MotifOperator:
         cols = torch.cat([i[1] for i, _ in unique]) if unique else rows
         vals = torch.cat([w.detach().float() for _, w in unique]) if unique \
             else torch.empty(0, device=device)
-        self.matrix = torch.sparse_coo_tensor(
-            torch.stack([rows, cols]), vals, (max(len(unique), 1) * num_nodes, num_nodes),
-            check_invariants=False).coalesce().to_sparse_csr()
+        with warnings.catch_warnings():  # torch flags sparse CSR as beta
+            warnings.simplefilter("ignore", UserWarning)
+            self.matrix = torch.sparse_coo_tensor(
+                torch.stack([rows, cols]), vals, (max(len(unique), 1) * num_nodes, num_nodes),
+                check_invariants=False).coalesce().to_sparse_csr()
 
     def __call__(self, h0: Tensor) -> Tensor:
         n = h0.size(0)
