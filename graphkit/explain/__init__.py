@@ -1,1 +1,29 @@
-"""graphkit.explain"""
+"""Explaining GNN predictions: NSEG (necessary and sufficient explanations), PN/PS/FNS and
+ground-truth metrics, baselines, and the small models the benchmarks explain."""
+
+from graphkit.explain._batch import BatchExplanation, SubgraphBatch, build_batch
+from graphkit.explain.baselines import (
+    EXPLAINERS,
+    explain_gnnexplainer,
+    explain_pgexplainer,
+    explain_random,
+    explain_saliency,
+    run_explainer,
+)
+from graphkit.explain.metrics import (
+    explanation_size,
+    fns,
+    groundtruth_metrics,
+    harden,
+    necessity_sufficiency,
+)
+from graphkit.explain.models import ExplainedGNN, build_model, train_graph_model, train_node_model
+from graphkit.explain.nseg import NSEG, nearest_counterfactual
+
+__all__ = [
+    "EXPLAINERS", "NSEG", "BatchExplanation", "ExplainedGNN", "SubgraphBatch", "build_batch",
+    "build_model", "explain_gnnexplainer", "explain_pgexplainer", "explain_random",
+    "explain_saliency", "explanation_size", "fns", "groundtruth_metrics", "harden",
+    "nearest_counterfactual", "necessity_sufficiency", "run_explainer", "train_graph_model",
+    "train_node_model",
+]
