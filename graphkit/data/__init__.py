@@ -4,6 +4,7 @@ conversions and splits."""
 from graphkit.data import loaders as _loaders  # noqa: F401  (registers real datasets)
 from graphkit.data import synthetic as _synthetic  # noqa: F401  (registers synthetic ones)
 from graphkit.data.convert import from_dense, from_networkx, from_scipy, to_networkx, to_scipy
+from graphkit.data.motifs import AddMotifAdjacency, motif_adjacency  # noqa: F401
 from graphkit.data.paths import cache_dir, data_root
 from graphkit.data.registry import load, names, register, spec
 from graphkit.data.splits import public_split, random_split, stratified_kfold

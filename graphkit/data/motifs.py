@@ -42,6 +42,7 @@ from torch_geometric.data import Data
 from torch_geometric.transforms import BaseTransform
 from torch_geometric.utils import coalesce
 
+from graphkit.data import motif_sets as _motif_sets  # noqa: F401  (registers the planted set)
 from graphkit.data.validate import check_edge_index
 from graphkit.errors import GraphError
 

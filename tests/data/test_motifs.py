@@ -227,3 +227,22 @@ def test_transform_and_batching():
     _, w = normalize_adjacency(*motif_adjacency(g1.edge_index, 3, "M4")["M4"], 3, negative=False)
     assert torch.allclose(w, torch.full((6,), 0.5))
     assert motifs_from_data(g1, ["M4"]) is None
+
+
+def test_planted_motif_set_is_1wl_blind_but_triangle_separable():
+    from torch_geometric.utils import to_networkx
+
+    from graphkit.data import load
+    from graphkit.data.motif_sets import planted_graph
+
+    gen = torch.Generator().manual_seed(4)
+    tree = [int(torch.randint(0, v, (1,), generator=gen)) for v in range(1, 12)]
+    pair = [planted_graph(label, gen, anchors=[0, 7, 7], tree=tree) for label in (0, 1)]
+    nets = [to_networkx(g, to_undirected=True) for g in pair]
+    hashes = {nx.weisfeiler_lehman_graph_hash(g, iterations=8) for g in nets}
+    assert len(hashes) == 1
+    assert [sum(nx.triangles(g).values()) // 3 for g in nets] == [9, 3]
+    ds = load("triangles-squares", num_graphs=20, seed=1)
+    assert len(ds) == 20 and ds.num_classes == 2 and ds[0].x.shape[1] == 1
+    with pytest.raises(GraphError, match="num_graphs"):
+        load("triangles-squares", num_graphs=1)
