@@ -80,7 +80,10 @@ def build_model(name: str, in_channels: int, out_channels: int, *, graph_level: 
             from graphkit.nn.mgnn import MGNN
         except ImportError as exc:
             raise GraphError(f"model: 'mgnn' is not available ({exc})") from exc
-        return MGNN(in_channels, hidden, out_channels, graph_level=graph_level)
+        model = MGNN(in_channels, hidden, out_channels, num_layers=2,
+                     task="graph" if graph_level else "node")
+        model.num_hops = 4  # motif messages reach two hops per layer (3-node motifs)
+        return model
     raise GraphError(f"model: expected one of {MODELS}, got {name!r}")
 
 

@@ -301,15 +301,37 @@ class NSEG(ExplainerAlgorithm):
             params.append(m_f)
         opt = torch.optim.Adam(params, lr=self.lr)
         gen = torch.Generator(device=dev).manual_seed(self.seed)
-        num_e = sub.edge_index.size(1)
-        ones = torch.ones(num_e, device=dev)
-        x = sub.x
 
         def noise(shape: tuple[int, ...]) -> Tensor:
             if self.epsilon == 0:
                 return torch.zeros(shape, device=dev)
             return (torch.rand(shape, generator=gen, device=dev) * 2 - 1) * self.epsilon
 
+        # The stacked edge_index is the same in every epoch, so layers that can cache their edge
+        # normalisation (GCNConv's ``cached``) may do so for this run only; masks act after it.
+        cacheable = [m for m in model.modules() if hasattr(m, "_cached_edge_index")]
+        saved = [m.cached for m in cacheable]
+        for m in cacheable:
+            m.cached, m._cached_edge_index, m._cached_adj_t = True, None, None
+        try:
+            self._loop(model, sub, tgt, x_cf, rtype, binary, use_e, m_e, m_f, opt, noise,
+                       e_count, n_count)
+        finally:
+            for m, flag in zip(cacheable, saved, strict=True):
+                m.cached, m._cached_edge_index, m._cached_adj_t = flag, None, None
+            clear_masks(model)
+        ones = torch.ones(sub.edge_index.size(1), device=dev)
+        edge_mask = m_e.detach().sigmoid() if m_e is not None else ones
+        node_mask = m_f.detach().sigmoid() if m_f is not None else None
+        return edge_mask, node_mask
+
+    def _loop(self, model: torch.nn.Module, sub: SubgraphBatch, tgt: Tensor,
+              x_cf: Tensor | None, rtype: str, binary: bool, use_e: bool, m_e: Tensor | None,
+              m_f: Tensor | None, opt: torch.optim.Optimizer, noise: Any, e_count: Tensor,
+              n_count: Tensor) -> None:
+        num_e = sub.edge_index.size(1)
+        ones = torch.ones(num_e, device=sub.x.device)
+        x = sub.x
         for _ in range(self.epochs):
             opt.zero_grad()
             s_e = m_e.sigmoid() if m_e is not None else ones
@@ -352,7 +374,3 @@ class NSEG(ExplainerAlgorithm):
                     + self.beta_f * (_entropy(s) / n_count[sub.node_seg]).sum()
             loss.backward()
             opt.step()
-        clear_masks(model)
-        edge_mask = m_e.detach().sigmoid() if m_e is not None else ones
-        node_mask = m_f.detach().sigmoid() if m_f is not None else None
-        return edge_mask, node_mask
