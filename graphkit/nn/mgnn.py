@@ -25,7 +25,7 @@ from torch_geometric.nn import global_add_pool
 
 from graphkit.data.motifs import motifs_from_data, parse_motifs
 from graphkit.errors import GraphError
-from graphkit.nn.motif_conv import MotifCache, MotifConv, MotifInput
+from graphkit.nn.motif_conv import MotifCache, MotifConv, MotifInput, MotifOperator
 
 
 def input_dropout(x: Tensor, p: float, training: bool) -> Tensor:
@@ -142,6 +142,10 @@ class MGNN(nn.Module):
         if motif_adj is None and edge_weight is None:
             motif_adj = self.cache.get(edge_index, x.size(0), self.motifs, self.pairs,
                                        self.negative)
+        elif motif_adj is not None and not isinstance(motif_adj, MotifOperator) \
+                and len(motif_adj) == len(self.motifs) \
+                and not any(w.requires_grad for _, w in motif_adj):
+            motif_adj = MotifOperator(motif_adj, x.size(0))  # built once for all layers
         if self.task == "node":
             h = input_dropout(x, self.input_dropout, self.training)
             for conv in self.convs:
