@@ -1,0 +1,188 @@
+"""NSEG, its metrics and baselines on tiny graphs (CI-sized: models train for a few epochs)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch_geometric.explain import Explainer
+from torch_geometric.explain.metric import characterization_score, fidelity
+
+from graphkit.data import load
+from graphkit.errors import GraphError
+from graphkit.explain import (
+    NSEG,
+    ExplainedGNN,
+    groundtruth_metrics,
+    harden,
+    nearest_counterfactual,
+    necessity_sufficiency,
+    run_explainer,
+    train_node_model,
+)
+from graphkit.explain.nseg import _entropy
+
+CFG = {"mode": "multiclass_classification", "task_level": "node", "return_type": "raw"}
+
+
+@pytest.fixture(scope="module")
+def ba():
+    data = load("ba-shapes")
+    model, _ = train_node_model(data, "gin", seed=0, epochs=60, device="cpu")
+    return data, model
+
+
+def _targets():
+    return torch.tensor([300, 333, 410, 512, 650, 699])
+
+
+def test_entropy_and_size_terms_shape_the_mask(ba):
+    data, model = ba
+    assert math.isclose(float(_entropy(torch.tensor(0.5))), math.log(2), rel_tol=1e-6)
+    idx = _targets()[:2]
+    small = NSEG(epochs=40, alpha=0.5, beta=0.0).explain(model, data.x, data.edge_index,
+                                                         index=idx)
+    free = NSEG(epochs=40, alpha=0.0, beta=0.0).explain(model, data.x, data.edge_index,
+                                                        index=idx)
+    assert small.edge_mask.mean() < free.edge_mask.mean()
+    sharp = NSEG(epochs=40, alpha=0.0, beta=5.0).explain(model, data.x, data.edge_index,
+                                                         index=idx)
+    assert _entropy(sharp.edge_mask).mean() < _entropy(free.edge_mask).mean()
+
+
+def test_sufficiency_objective_raises_kept_probability():
+    # Hand-made: node 0 is class 1 only through its neighbours; the PS objective keeps them.
+    torch.manual_seed(0)
+    x = torch.tensor([[0.0], [1.0], [1.0], [0.0]])
+    edge_index = torch.tensor([[1, 2, 3, 0, 0, 0], [0, 0, 0, 1, 2, 3]])
+    model = ExplainedGNN(1, 2, hidden=4, num_layers=1, conv="gin")
+    with torch.no_grad():
+        model.convs[0].nn.weight.fill_(1.0)
+        model.convs[0].nn.bias.zero_()
+        model.lin.weight.copy_(torch.tensor([[-1.0] * 4, [1.0] * 4]))
+        model.lin.bias.zero_()
+    res = NSEG(epochs=100, lr=0.1, alpha=0.0, beta=0.0, objective="ps",
+               epsilon=0.0).explain(model, x, edge_index, index=0)
+    ids = res.sub.edge_ids.tolist()
+    mask = dict(zip(ids, res.edge_mask.tolist(), strict=True))
+    assert mask[0] > 0.7 and mask[1] > 0.7  # edges from the feature-carrying neighbours
+    assert abs(mask[2] - 0.5) < 0.1  # node 3 has zero features: no gradient
+
+
+def test_counterfactual_rule():
+    x = torch.tensor([[0.0], [0.1], [5.0], [5.2], [9.0]])
+    pred = torch.tensor([0, 0, 1, 1, 2])
+    cf = nearest_counterfactual(x, pred, cls=0)
+    # nearest node predicted != 0; excluding the node itself
+    assert cf.view(-1).tolist() == pytest.approx([5.0, 5.0, 5.2, 5.0, 5.2])
+    assert torch.equal(nearest_counterfactual(x, torch.zeros(5, dtype=torch.long), 0), x)
+    ones = torch.ones(4, 3)
+    assert torch.equal(nearest_counterfactual(ones, torch.tensor([0, 1, 0, 1]), 0), ones)
+
+
+@pytest.mark.parametrize("k", [4, 12])
+def test_pn_ps_equal_pyg_fidelity(ba, k):
+    data, model = ba
+    algo = NSEG(epochs=20, epsilon=0.0)
+    explainer = Explainer(model, algo, explanation_type="model", edge_mask_type="object",
+                          model_config=CFG, threshold_config={"threshold_type": "topk_hard",
+                                                              "value": k})
+    plus, minus = [], []
+    for t in _targets().tolist():
+        exp = explainer(data.x, data.edge_index, index=t)
+        fp, fm = fidelity(explainer, exp)
+        plus.append(fp)
+        minus.append(fm)
+    res = NSEG(epochs=20, epsilon=0.0).explain(model, data.x, data.edge_index, index=_targets())
+    ns = necessity_sufficiency(model, res, kind="topk", value=k)
+    assert ns["pn_each"].tolist() == pytest.approx(plus)
+    assert (1 - ns["ps_each"]).tolist() == pytest.approx(minus)
+    fp, fm = sum(plus) / len(plus), sum(minus) / len(minus)
+    if 0 < fp and fm < 1:
+        assert ns["fns"] == pytest.approx(float(characterization_score(
+            torch.tensor(fp), torch.tensor(fm))))
+
+
+def test_batched_equals_single(ba):
+    data, model = ba
+    idx = _targets()[:4]
+    kw = dict(epochs=15, epsilon=0.0)
+    batched = NSEG(batch_size=4, **kw).explain(model, data.x, data.edge_index, index=idx)
+    single = [NSEG(batch_size=1, **kw).explain(model, data.x, data.edge_index, index=int(t))
+              for t in idx]
+    assert torch.allclose(batched.edge_mask, torch.cat([s.edge_mask for s in single]),
+                          atol=1e-5)
+    noisy_b = NSEG(batch_size=4, epochs=15).explain(model, data.x, data.edge_index, index=idx)
+    noisy_s = NSEG(batch_size=1, epochs=15).explain(model, data.x, data.edge_index, index=idx)
+    assert (noisy_b.edge_mask - noisy_s.edge_mask).abs().max() < 0.05
+
+
+def test_determinism_and_pyg_explanation(ba):
+    data, model = ba
+    a = NSEG(epochs=10, seed=3).explain(model, data.x, data.edge_index, index=_targets()[:2])
+    b = NSEG(epochs=10, seed=3).explain(model, data.x, data.edge_index, index=_targets()[:2])
+    assert torch.equal(a.edge_mask, b.edge_mask)
+    explainer = Explainer(model, NSEG(epochs=5), explanation_type="model",
+                          edge_mask_type="object", node_mask_type="object", model_config=CFG,
+                          threshold_config={"threshold_type": "topk", "value": 6})
+    exp = explainer(data.x, data.edge_index, index=300)
+    assert exp.edge_mask.shape == (data.num_edges,)
+    assert exp.node_mask.shape == (data.num_nodes, 1)
+    assert int((exp.edge_mask > 0).sum()) == 6
+
+
+def test_joint_mode_and_metrics(ba):
+    data, model = ba
+    res = NSEG(epochs=5, features=True).explain(model, data.x, data.edge_index,
+                                                index=_targets()[:3])
+    assert res.node_mask is not None and res.node_mask.shape == (res.sub.x.size(0),)
+    # constant features: X_cf equals X, so the feature part cannot change anything
+    assert torch.equal(res.x_cf, res.sub.x)
+    ns = necessity_sufficiency(model, res, kind="hard", value=0.5)
+    assert 0 <= ns["pn"] <= 1 and 0 <= ns["ps"] <= 1
+    perfect = run_explainer("random", model, data.x, data.edge_index, _targets())
+    truth = data.edge_mask[perfect.sub.edge_ids].float()
+    perfect.edge_mask = truth
+    gt = groundtruth_metrics(perfect, data.edge_index, data.edge_mask, k=6)
+    assert gt["auc"] > 0.9 and gt["recall"] > 0.9
+
+
+@pytest.mark.parametrize("name", ["saliency", "random"])
+def test_baselines_run(ba, name):
+    data, model = ba
+    res = run_explainer(name, model, data.x, data.edge_index, _targets()[:3])
+    assert res.edge_mask.shape == res.sub.edge_ids.shape
+    assert float(res.edge_mask.min()) >= 0 and float(res.edge_mask.max()) <= 1
+
+
+def test_harden_topk_per_instance():
+    mask = torch.tensor([0.1, 0.9, 0.5, 0.2, 0.8, 0.3])
+    seg = torch.tensor([0, 0, 0, 1, 1, 1])
+    assert harden(mask, seg, "topk", 1).tolist() == [0, 1, 0, 0, 1, 0]
+    assert harden(mask, seg, "hard", 0.5).tolist() == [0, 1, 1, 0, 1, 0]
+
+
+def test_graph_level_and_bad_inputs(ba):
+    data, model = ba
+    with pytest.raises(GraphError, match="index"):
+        NSEG(epochs=1).explain(model, data.x, data.edge_index, index=10_000)
+    logp = torch.nn.Sequential()
+    logp.forward = lambda x, ei: torch.log_softmax(model(x, ei), -1)  # type: ignore[method-assign]
+    with pytest.raises(GraphError, match="log-prob"):
+        NSEG(epochs=1).explain(logp, data.x, data.edge_index, index=300, return_type="raw")
+    gmodel = ExplainedGNN(3, 2, hidden=8, graph_level=True).eval()
+    x = torch.randn(7, 3)
+    ei = torch.tensor([[0, 1, 1, 2, 3, 4, 5, 6], [1, 0, 2, 1, 4, 3, 6, 5]])
+    batch = torch.tensor([0, 0, 0, 1, 1, 1, 1])
+    with pytest.raises(GraphError, match="batch"):
+        NSEG(epochs=1).explain(gmodel, x, ei, index=0, task_level="graph")
+    res = NSEG(epochs=5, features=True).explain(gmodel, x, ei, index=[0, 1],
+                                                task_level="graph", batch=batch)
+    assert res.edge_mask.numel() == 8 and res.node_mask.numel() == 7
+    cfg = {"mode": "multiclass_classification", "task_level": "graph", "return_type": "raw"}
+    exp = Explainer(gmodel, NSEG(epochs=3), explanation_type="model", edge_mask_type="object",
+                    model_config=cfg)(x, ei, batch=batch, index=1)
+    assert float(exp.edge_mask[:4].abs().sum()) == 0  # graph 0's edges are not graph 1's
+    with pytest.raises(GraphError, match="objective"):
+        NSEG(objective="both")
