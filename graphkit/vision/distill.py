@@ -460,7 +460,7 @@ def distill_dc(model: nn.Module, x_real: Tensor, y_real: Tensor, num_classes: in
             opt_img.zero_grad()
             loss.backward()
             opt_img.step()
-            total += float(loss)
+            total += float(loss.detach())
             if ol == config.outer_loop - 1:
                 break
             syn_x, syn_y = images.detach(), labels
