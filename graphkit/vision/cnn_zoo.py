@@ -23,7 +23,8 @@ from graphkit.errors import GraphError
 from graphkit.runtime import resolve_device
 
 __all__ = ["BasicBlock", "InvertedResidual", "MobileNetV2", "ResNetCifar", "accuracy",
-           "digits_cnn", "fit_classifier", "load_digits_tensors", "mobilenet_v2", "resnet56"]
+           "digits_cnn", "fit_classifier", "load_digits_tensors", "mobilenet_v2",
+           "plant_duplicates", "resnet56"]
 
 
 class BasicBlock(nn.Module):
@@ -202,6 +203,30 @@ def digits_cnn(width1: int = 32, width2: int = 64, in_chans: int = 1,
     return nn.Sequential(nn.Conv2d(in_chans, width1, 3), nn.ReLU(), nn.Conv2d(width1, width2, 3),
                          nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                          nn.Linear(width2, num_classes))
+
+
+def plant_duplicates(model: nn.Sequential, dup: list[int], seed: int = 0) -> nn.Sequential:
+    """A :func:`digits_cnn` widened with copies of its first-conv filters ``dup`` (appended last).
+
+    The second conv's weights are split randomly between each original and its copy, so the
+    function is unchanged: a pruner must find exactly the planted copies.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    conv1, conv2 = model[0], model[2]
+    wide = digits_cnn(conv1.out_channels + len(dup), conv2.out_channels, conv1.in_channels,
+                      model[-1].out_features)
+    wide.load_state_dict({k: v for k, v in model.state_dict().items()
+                          if not k.startswith(("0.", "2."))}, strict=False)
+    with torch.no_grad():
+        wide[0].weight.copy_(torch.cat([conv1.weight, conv1.weight[dup]]))
+        wide[0].bias.copy_(torch.cat([conv1.bias, conv1.bias[dup]]))
+        frac = torch.rand(conv2.out_channels, len(dup), 1, 1, generator=gen)
+        w = conv2.weight.clone()
+        copies = w[:, dup] * (1 - frac)
+        w[:, dup] = w[:, dup] * frac
+        wide[2].weight.copy_(torch.cat([w, copies], 1))
+        wide[2].bias.copy_(conv2.bias)
+    return wide.eval()
 
 
 def load_digits_tensors(size: int = 8, channels: int = 1, test_size: float = 0.3,

@@ -4,7 +4,13 @@ from torch import nn
 
 from graphkit import GraphError
 from graphkit.vision import qsfm
-from graphkit.vision.cnn_zoo import accuracy, digits_cnn, fit_classifier, load_digits_tensors
+from graphkit.vision.cnn_zoo import (
+    accuracy,
+    digits_cnn,
+    fit_classifier,
+    load_digits_tensors,
+    plant_duplicates,
+)
 
 # the digits protocol shared with benchmarks/vision_qsfm.py
 TRAIN = dict(epochs=40, lr=3e-3, batch_size=128, schedule="onecycle")
@@ -23,32 +29,10 @@ def trained(digits):
     return fit_classifier(digits_cnn(), x_tr, y_tr, seed=0, device="cpu", **TRAIN)
 
 
-def widen_with_duplicates(model: nn.Sequential, dup: list[int], seed: int = 0) -> nn.Sequential:
-    """Append copies of conv-0 filters ``dup``; split conv-2's weights randomly between each
-    original and its copy, so the function is unchanged."""
-    gen = torch.Generator().manual_seed(seed)
-    conv1, conv2 = model[0], model[2]
-    c = conv1.out_channels
-    wide = digits_cnn(c + len(dup), conv2.out_channels)
-    wide.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith(("0.",
-                                                                                          "2."))},
-                         strict=False)
-    with torch.no_grad():
-        wide[0].weight.copy_(torch.cat([conv1.weight, conv1.weight[dup]]))
-        wide[0].bias.copy_(torch.cat([conv1.bias, conv1.bias[dup]]))
-        frac = torch.rand(conv2.out_channels, len(dup), 1, 1, generator=gen)
-        w = conv2.weight.clone()
-        copies = w[:, dup] * (1 - frac)
-        w[:, dup] = w[:, dup] * frac
-        wide[2].weight.copy_(torch.cat([w, copies], 1))
-        wide[2].bias.copy_(conv2.bias)
-    return wide.eval()
-
-
 def test_planted_duplicates_are_found(trained, digits):
     x_tr, _, x_te, _ = digits
     dup = [1, 4, 7, 10, 13, 20, 25, 30]
-    wide = widen_with_duplicates(trained, dup)
+    wide = plant_duplicates(trained, dup)
     with torch.no_grad():
         assert torch.allclose(wide(x_te), trained(x_te), atol=1e-4)
     pruned, report = qsfm.prune(wide, x_tr[:256], ratio=8 / 40, layers=["0"])
