@@ -4,8 +4,7 @@ Node tasks: ``paper`` (random 500 validation / 500 test nodes, the rest for trai
 per seed) or ``public`` (Planetoid split). Graph tasks: ``cv5``/``cv10`` stratified folds with seed
 12345; for fold ``i`` the test set is fold ``i``, the validation set fold ``i - 1``, the rest
 trains, and the test accuracy is read at the epoch of lowest validation loss (as the reference
-code). Model
-selection never looks at test labels.
+code). Model selection never looks at test labels.
 """
 
 from __future__ import annotations
