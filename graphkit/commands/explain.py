@@ -79,7 +79,7 @@ def evaluate(dataset: str, explainer: str, model_name: str = "gcn", *, seed: int
     k = int(cfg["k"])
     nseg_kw = {"alpha": cfg["alpha"], "beta": cfg["beta"], "alpha_f": cfg["alpha"],
                "beta_f": cfg["beta"], "batch_size": batch_size}
-    info: dict[str, Any] = {}
+    info: dict[str, Any] = getattr(model, "_graphkit_info", {}) if model is not None else {}
     if dataset in GRAPH_DATASETS:
         ds = load(dataset, root=root)
         if model is None:
@@ -99,6 +99,7 @@ def evaluate(dataset: str, explainer: str, model_name: str = "gcn", *, seed: int
                                            epochs=train_epochs or 1000, device=dev)
         kwargs, index, level = {}, _targets(data, nodes), "node"
     model = model.to(dev).eval()
+    model._graphkit_info = info  # reused models keep their split and accuracy
     seed_everything(seed)
     res = run_explainer(explainer, model, data.x, data.edge_index, index, epochs=epochs,
                         seed=seed, task_level=level, nseg_kw=nseg_kw, **kwargs)
