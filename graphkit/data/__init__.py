@@ -2,6 +2,7 @@
 conversions and splits."""
 
 from graphkit.data import loaders as _loaders  # noqa: F401  (registers real datasets)
+from graphkit.data import sbm as _sbm  # noqa: F401  (registers the block-model graph)
 from graphkit.data import synthetic as _synthetic  # noqa: F401  (registers synthetic ones)
 from graphkit.data.convert import from_dense, from_networkx, from_scipy, to_networkx, to_scipy
 from graphkit.data.motifs import AddMotifAdjacency, motif_adjacency  # noqa: F401

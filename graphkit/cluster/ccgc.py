@@ -1,0 +1,369 @@
+"""CCGC: cluster-guided contrastive deep graph clustering.
+
+Paper: "Cluster-guided Contrastive Graph Clustering Network", Xihong Yang, Yue Liu, Sihang Zhou,
+Siwei Wang, Wenxuan Tu, Qun Zheng, Xinwang Liu, Liming Fang, En Zhu; AAAI 2023.
+https://arxiv.org/abs/2301.01098
+
+``variant="reference"`` reproduces the released training loop including its two quirks (the
+lowest-labelled high-confidence cluster is skipped; gradients are never zeroed, so they accumulate
+across epochs). ``variant="fixed"`` uses every cluster and zeroes gradients each step.
+
+Nothing here is N×N: the warm-up loss mean((Z1 Z2ᵀ − I)²) is computed through the d×d Gram
+matrices, X̃ is applied as sparse products (:class:`~graphkit.cluster.smoothing.SmoothedFeatures`)
+and K-means runs in row batches. Labels are never an input; a benchmark that wants the paper's
+best-epoch-by-ground-truth protocol passes ``callback`` to :meth:`CCGC.fit` and scores the
+partitions itself.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from graphkit.cluster.kmeans import KMeansResult, kmeans
+from graphkit.cluster.smoothing import SmoothedFeatures
+from graphkit.errors import GraphError
+from graphkit.runtime import resolve_device
+
+Callback = Callable[[int, np.ndarray, torch.Tensor], Any]
+
+
+class _CrossFrobenius(torch.autograd.Function):
+    """‖Z1 Z2ᵀ‖²_F = ⟨Z1ᵀZ1, Z2ᵀZ2⟩ with the hand-written gradient 2·Z1·(Z2ᵀZ2): four N·D²
+    products instead of the six autograd would use for the two Gram matrices."""
+
+    @staticmethod
+    def forward(ctx: Any, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+        g1, g2 = z1.T @ z1, z2.T @ z2
+        ctx.save_for_backward(z1, z2, g1, g2)
+        return (g1 * g2).sum()
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor):
+        z1, z2, g1, g2 = ctx.saved_tensors
+        return 2 * grad * (z1 @ g2), 2 * grad * (z2 @ g1)
+
+
+def warmup_loss(z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+    """mean((Z1 Z2ᵀ − I)²) in O(N·D²): ‖Z1 Z2ᵀ‖²_F = ⟨Z1ᵀZ1, Z2ᵀZ2⟩ and tr(Z1 Z2ᵀ) = Σ Z1⊙Z2."""
+    n = z1.size(0)
+    fro = _CrossFrobenius.apply(z1, z2)
+    trace = (z1 * z2).sum()
+    return (fro - 2.0 * trace + n) / (n * n)
+
+
+def warmup_loss_dense(z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+    """The released code's N×N form of :func:`warmup_loss` (tests only)."""
+    eye = torch.eye(z1.size(0), dtype=z1.dtype, device=z1.device)
+    return F.mse_loss(z1 @ z2.T, eye)
+
+
+def high_confidence(min_dist: torch.Tensor, tau: float) -> torch.Tensor:
+    """Indices of the nodes strictly closer to their centroid than the ⌊τN⌋-th smallest distance
+    (the released rule: global, not per cluster; at most ⌊τN⌋ nodes)."""
+    n = min_dist.numel()
+    k = min(int(n * tau), n - 1)
+    threshold = torch.sort(min_dist).values[k]
+    return torch.nonzero(min_dist < threshold).view(-1)
+
+
+def cluster_guided_loss(z1: torch.Tensor, z2: torch.Tensor, labels: torch.Tensor,
+                        confident: torch.Tensor, n_clusters: int, alpha: float,
+                        skip_first: bool, gen: torch.Generator,
+                        keep: float = 0.8) -> torch.Tensor | None:
+    """Positive term over random same-cluster cross-view pairs plus α × the centre negative term.
+
+    Args:
+        z1, z2: L2-normalised embeddings of the two views (N×D).
+        labels: pseudo-label per node from the latest K-means.
+        confident: indices of the high-confidence nodes.
+        n_clusters: K (the positive sum is divided by K even when a cluster is skipped).
+        alpha: weight of the negative term.
+        skip_first: reproduce the released off-by-one that ignores the lowest label.
+        gen: CPU generator for the 80% subsets.
+        keep: fraction of each cluster drawn for either view.
+
+    Returns:
+        the loss, or ``None`` when fewer than 2 clusters remain or the positive term is 0 (the
+        released loop skips the step then).
+    """
+    lab = labels[confident]
+    keys = torch.unique(lab).tolist()
+    if skip_first:
+        keys = keys[1:]
+    if len(keys) < 2:
+        return None
+    pos = z1.new_zeros(())
+    c1, c2 = [], []
+    for key in keys:
+        now = confident[lab == key]
+        m = now.numel()
+        size = int(m * keep)
+        a = now[torch.randperm(m, generator=gen)[:size].to(now.device)]
+        b = now[torch.randperm(m, generator=gen)[:size].to(now.device)]
+        pos = pos + (2.0 - 2.0 * (z1[a] * z2[b]).sum(1)).sum()
+        c1.append(z1[now].mean(0))
+        c2.append(z2[now].mean(0))
+    if float(pos.detach()) == 0.0:
+        return None
+    pos = pos / n_clusters
+    s = F.normalize(torch.stack(c1), dim=1) @ F.normalize(torch.stack(c2), dim=1).T
+    s = s * (1.0 - torch.eye(s.size(0), dtype=s.dtype, device=s.device))
+    return pos + alpha * (s * s).mean()
+
+
+def _as_scipy_adjacency(adj: Any, n: int) -> sp.csr_matrix:
+    if isinstance(adj, torch.Tensor):
+        adj = adj.to_dense().cpu().numpy() if adj.is_sparse or adj.layout != torch.strided \
+            else adj.detach().cpu().numpy()
+    if sp.issparse(adj):
+        a = sp.csr_matrix(adj)
+    else:
+        arr = np.asarray(adj)
+        if arr.ndim != 2:
+            raise GraphError(f"adjacency: expected a 2-D matrix, got shape {arr.shape}")
+        a = sp.csr_matrix(arr)
+    if a.shape[0] != a.shape[1]:
+        raise GraphError(f"adjacency: must be square, got shape {a.shape}")
+    if a.shape[0] != n:
+        raise GraphError(f"adjacency: has {a.shape[0]} nodes but the features have {n} rows")
+    if a.nnz and not np.all(np.isfinite(a.data)):
+        raise GraphError("adjacency: contains NaN or infinite entries")
+    return a.astype(np.float32)
+
+
+def _as_features(x: Any) -> sp.csr_matrix | np.ndarray:
+    if isinstance(x, torch.Tensor):
+        x = x.to_dense() if x.layout != torch.strided else x
+        x = x.detach().cpu().numpy()
+    if sp.issparse(x):
+        x = sp.csr_matrix(x, dtype=np.float32)
+        vals = x.data
+    else:
+        x = np.asarray(x, dtype=np.float32)
+        vals = x
+    if x.ndim != 2:
+        raise GraphError(f"x: expected a 2-D feature matrix, got shape {x.shape}")
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise GraphError(f"x: is empty (shape {x.shape})")
+    if not np.all(np.isfinite(vals)):
+        bad = np.argwhere(~np.isfinite(x.toarray() if sp.issparse(x) else x))[0]
+        raise GraphError(f"x: contains NaN or infinite values (first at row {bad[0]}, "
+                         f"column {bad[1]})")
+    return x
+
+
+def prepare_graph(data: Any) -> tuple[sp.csr_matrix | np.ndarray, sp.csr_matrix]:
+    """Features and scipy adjacency from a PyG ``Data`` or an ``(X, adjacency)`` pair."""
+    from torch_geometric.data import Data
+    if isinstance(data, Data):
+        if data.x is None:
+            raise GraphError("data.x: CCGC needs node features")
+        x = _as_features(data.x)
+        n = x.shape[0]
+        ei = data.edge_index
+        if ei is None:
+            ei = torch.empty(2, 0, dtype=torch.long)
+        ei = ei.detach().cpu()
+        if ei.dim() != 2 or ei.size(0) != 2:
+            raise GraphError(f"data.edge_index: expected shape (2, E), got {tuple(ei.shape)}")
+        if ei.numel() and (int(ei.min()) < 0 or int(ei.max()) >= n):
+            col = int(torch.nonzero((ei < 0) | (ei >= n))[0, 1])
+            raise GraphError(f"data.edge_index: entry {col} ({ei[:, col].tolist()}) is out of "
+                             f"range for {n} nodes")
+        w = np.ones(ei.size(1), dtype=np.float32)
+        a = sp.coo_matrix((w, (ei[0].numpy(), ei[1].numpy())), shape=(n, n)).tocsr()
+        a.data[:] = 1.0  # duplicates collapse to one edge
+        return x, a
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+        x = _as_features(data[0])
+        return x, _as_scipy_adjacency(data[1], x.shape[0])
+    raise GraphError(f"data: expected a torch_geometric Data or an (X, adjacency) pair, got "
+                     f"{type(data).__name__}")
+
+
+class CCGC:
+    """Cluster-guided contrastive graph clustering (scikit-learn style).
+
+    Args:
+        n_clusters: number of clusters K (2 ≤ K ≤ N).
+        t: smoothing steps of X̃ = (D̂^-1/2 (A+I) D̂^-1/2)^t X.
+        dims: output width of each of the two linear encoders.
+        epochs: training epochs.
+        lr: Adam learning rate.
+        tau: fraction of nodes kept as high-confidence.
+        alpha: weight of the centre negative term.
+        warmup: epochs 0..warmup use the identity-regression warm-up loss.
+        variant: ``"reference"`` (released loop with its quirks) or ``"fixed"``.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``...
+        random_state: seed for weights, subsets and K-means; ``None`` draws one.
+        verbose: print one line per evaluation.
+        eval_every: K-means refresh (and callback) interval in epochs.
+        selection: how ``labels_`` is chosen without labels: ``"last"`` (K-means on the final
+            embedding) or ``"consensus"`` (K-means on the stacked one-hot partitions of every
+            post-warm-up evaluation, an ensemble that damps the epoch-to-epoch oscillation).
+        kmeans_init: ``"spread"`` (released rule) or ``"k-means++"``.
+        n_init: K-means initialisations.
+        feature_mode: ``"auto"``, ``"sparse"`` or ``"dense"`` (see ``SmoothedFeatures``).
+        kmeans_max_iter: Lloyd iteration cap.
+
+    Attributes:
+        labels_: cluster per node (numpy int64).
+        embedding_: (Z1 + Z2)/2 after the last epoch (float32 tensor on CPU).
+        history_: ``{"loss": per epoch (None when skipped), "eval_epoch", "inertia",
+            "seconds"}``.
+        partitions_: K-means labels at each evaluation (list of numpy arrays).
+    """
+
+    def __init__(self, n_clusters: int, t: int = 4, dims: int = 500, epochs: int = 400,
+                 lr: float = 1e-4, tau: float = 0.5, alpha: float = 0.5, warmup: int = 50,
+                 variant: str = "reference", device: str = "auto",
+                 random_state: int | None = None, verbose: bool = False, eval_every: int = 10,
+                 selection: str = "last", kmeans_init: str = "spread", n_init: int = 20,
+                 feature_mode: str = "auto", kmeans_max_iter: int = 500) -> None:
+        self.n_clusters = n_clusters
+        self.t = t
+        self.dims = dims
+        self.epochs = epochs
+        self.lr = lr
+        self.tau = tau
+        self.alpha = alpha
+        self.warmup = warmup
+        self.variant = variant
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self.eval_every = eval_every
+        self.selection = selection
+        self.kmeans_init = kmeans_init
+        self.n_init = n_init
+        self.feature_mode = feature_mode
+        self.kmeans_max_iter = kmeans_max_iter
+
+    def _check_params(self, n: int) -> None:
+        k = self.n_clusters
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 2 <= k <= n:
+            raise GraphError(f"n_clusters: must be an integer between 2 and N={n}, got {k!r}")
+        checks = [("t", self.t, 0), ("dims", self.dims, 1), ("epochs", self.epochs, 1),
+                  ("eval_every", self.eval_every, 1), ("warmup", self.warmup, -1),
+                  ("n_init", self.n_init, 1)]
+        for name, val, low in checks:
+            if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < low:
+                raise GraphError(f"{name}: must be an integer ≥ {low}, got {val!r}")
+        if not 0.0 < self.tau < 1.0:
+            raise GraphError(f"tau: must be in (0, 1), got {self.tau!r}")
+        if not self.lr > 0:
+            raise GraphError(f"lr: must be positive, got {self.lr!r}")
+        if self.variant not in ("reference", "fixed"):
+            raise GraphError(f"variant: expected 'reference' or 'fixed', got {self.variant!r}")
+        if self.selection not in ("last", "consensus"):
+            raise GraphError(f"selection: expected 'last' or 'consensus', got {self.selection!r}")
+
+    def _kmeans(self, z: torch.Tensor, gen: torch.Generator) -> KMeansResult:
+        return kmeans(z, self.n_clusters, n_init=self.n_init, init=self.kmeans_init,
+                      max_iter=self.kmeans_max_iter, generator=gen)
+
+    def fit(self, data: Any, callback: Callback | None = None) -> CCGC:
+        """Train on a graph.
+
+        Args:
+            data: a PyG ``Data`` (``x``, ``edge_index``) or ``(X, adjacency)`` with X dense or
+                scipy sparse and the adjacency scipy sparse or dense.
+            callback: called as ``callback(epoch, labels, embedding)`` after every K-means
+                refresh (``epoch = -1`` for K-means on X̃ before training).
+
+        Returns:
+            self
+        """
+        x, adj = prepare_graph(data)
+        n = x.shape[0]
+        self._check_params(n)
+        device = resolve_device(self.device)
+        seed = self.random_state if self.random_state is not None else \
+            int(np.random.SeedSequence().generate_state(1)[0])
+        gen = torch.Generator().manual_seed(int(seed))
+        start = time.perf_counter()
+        feats = SmoothedFeatures(x, adj, self.t, device, self.feature_mode)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(seed))
+            self.encoders_ = nn.ModuleList([nn.Linear(x.shape[1], self.dims) for _ in range(2)])
+        self.encoders_.to(device)
+        optimizer = torch.optim.Adam(self.encoders_.parameters(), lr=self.lr)
+        reference = self.variant == "reference"
+        history: dict[str, list] = {"loss": [], "eval_epoch": [], "inertia": []}
+        self.partitions_: list[np.ndarray] = []
+
+        def refresh(epoch: int, z: torch.Tensor) -> KMeansResult:
+            res = self._kmeans(z, gen)
+            history["eval_epoch"].append(epoch)
+            history["inertia"].append(res.inertia)
+            labels = res.labels.cpu().numpy()
+            if epoch > self.warmup:
+                self.partitions_.append(labels)
+            if callback is not None:
+                callback(epoch, labels, z)
+            if self.verbose:
+                print(f"[ccgc] epoch {epoch:4d}  inertia {res.inertia:.4f}  "
+                      f"loss {history['loss'][-1] if history['loss'] else float('nan')}")
+            return res
+
+        state = refresh(-1, feats.materialize())
+        for epoch in range(self.epochs):
+            self.encoders_.train()
+            z1, z2 = self._encode(feats)
+            if epoch <= self.warmup:
+                loss = warmup_loss(z1, z2)
+            else:
+                confident = high_confidence(state.min_dist, self.tau)
+                loss = cluster_guided_loss(z1, z2, state.labels, confident, self.n_clusters,
+                                           self.alpha, skip_first=reference, gen=gen)
+            history["loss"].append(None if loss is None else float(loss.detach()))
+            if loss is not None:
+                if not reference:
+                    optimizer.zero_grad(set_to_none=True)
+                # the released loop never zeroes gradients; they accumulate across epochs
+                loss.backward()
+                optimizer.step()
+            if epoch % self.eval_every == 0:
+                state = refresh(epoch, self.embed(feats))
+        self.embedding_ = self.embed(feats).cpu()
+        if self.selection == "consensus" and self.partitions_:
+            self.labels_ = self._consensus(device, gen)
+        else:
+            self.labels_ = self._kmeans(self.embedding_.to(device), gen).labels.cpu().numpy()
+        history["seconds"] = [time.perf_counter() - start]
+        self.history_ = history
+        return self
+
+    def _encode(self, feats: SmoothedFeatures) -> tuple[torch.Tensor, torch.Tensor]:
+        lin1, lin2 = self.encoders_
+        # both encoders read the same X̃: one product with the stacked weights
+        out = feats.matmul(torch.cat([lin1.weight, lin2.weight], 0).T)
+        z1 = F.normalize(out[:, :self.dims] + lin1.bias, dim=1)
+        z2 = F.normalize(out[:, self.dims:] + lin2.bias, dim=1)
+        return z1, z2
+
+    @torch.no_grad()
+    def embed(self, feats: SmoothedFeatures) -> torch.Tensor:
+        """(Z1 + Z2)/2, not re-normalised, as the released evaluation does."""
+        self.encoders_.eval()
+        z1, z2 = self._encode(feats)
+        return (z1 + z2) / 2
+
+    def _consensus(self, device: torch.device, gen: torch.Generator) -> np.ndarray:
+        k = self.n_clusters
+        parts = torch.from_numpy(np.stack(self.partitions_, 1))  # N×E
+        onehot = F.one_hot(parts, k).reshape(parts.size(0), -1).float().to(device)
+        return kmeans(onehot, k, n_init=10, init="k-means++", max_iter=self.kmeans_max_iter,
+                      generator=gen).labels.cpu().numpy()
+
+    def fit_predict(self, data: Any, callback: Callback | None = None) -> np.ndarray:
+        """:meth:`fit` and return ``labels_``."""
+        return self.fit(data, callback).labels_

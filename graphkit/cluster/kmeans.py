@@ -1,0 +1,129 @@
+"""K-means in torch, on CPU or CUDA, in row batches so N×K×d is never formed.
+
+Two initialisations:
+
+* ``"spread"`` — the one in CCGC's released ``kmeans_gpu.py``: ``n_init`` random draws of K data
+  points, keep the draw with the smallest sum of squared distances from *all* points to *all* K
+  centres (computed in factored form), then a single Lloyd run until the squared total centre
+  shift is below ``tol``.
+* ``"k-means++"`` — ``n_init`` k-means++ seedings, each followed by Lloyd; the run with the lowest
+  inertia wins (the usual scikit-learn rule).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from graphkit.errors import GraphError
+
+
+@dataclass
+class KMeansResult:
+    labels: torch.Tensor
+    """Cluster per row (int64, N)."""
+    centers: torch.Tensor
+    """K×d centres."""
+    min_dist: torch.Tensor
+    """Squared distance of each row to its assigned centre at the last assignment step."""
+    inertia: float
+    n_iter: int
+
+
+def _sq_dist(x: torch.Tensor, x_sq: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    return (x_sq[:, None] - 2.0 * (x @ c.T) + (c * c).sum(1)[None, :]).clamp_min_(0)
+
+
+def assign(x: torch.Tensor, centers: torch.Tensor, batch_size: int = 65536,
+           x_sq: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Nearest centre and its squared distance for every row, ``batch_size`` rows at a time."""
+    x_sq = (x * x).sum(1) if x_sq is None else x_sq
+    labels = torch.empty(x.size(0), dtype=torch.long, device=x.device)
+    dist = torch.empty(x.size(0), dtype=x.dtype, device=x.device)
+    for s in range(0, x.size(0), batch_size):
+        d = _sq_dist(x[s:s + batch_size], x_sq[s:s + batch_size], centers)
+        dist[s:s + batch_size], labels[s:s + batch_size] = d.min(1)
+    return labels, dist
+
+
+def _lloyd(x: torch.Tensor, x_sq: torch.Tensor, centers: torch.Tensor, max_iter: int,
+           tol: float, batch_size: int) -> KMeansResult:
+    k = centers.size(0)
+    labels, dist = assign(x, centers, batch_size, x_sq)
+    n_iter = 0
+    for n_iter in range(1, max_iter + 1):  # noqa: B007  (n_iter is reported after the loop)
+        sums = torch.zeros_like(centers).index_add_(0, labels, x)
+        counts = torch.bincount(labels, minlength=k).to(x.dtype)
+        # an empty cluster keeps its old centre (the released code would produce NaN here)
+        new = torch.where(counts[:, None] > 0, sums / counts.clamp_min(1)[:, None], centers)
+        shift = float(((new - centers) ** 2).sum(1).sqrt().sum())
+        centers = new
+        if shift ** 2 < tol:
+            break
+        labels, dist = assign(x, centers, batch_size, x_sq)
+    return KMeansResult(labels, centers, dist, float(dist.sum()), n_iter)
+
+
+def _plus_plus(x: torch.Tensor, x_sq: torch.Tensor, k: int, gen: torch.Generator,
+               batch_size: int) -> torch.Tensor:
+    n = x.size(0)
+    first = int(torch.randint(n, (1,), generator=gen))
+    centers = x[first:first + 1]
+    _, dist = assign(x, centers, batch_size, x_sq)
+    for _ in range(1, k):
+        weights = dist.double().cpu()
+        idx = int(torch.multinomial(weights, 1, generator=gen)) if weights.sum() > 0 \
+            else int(torch.randint(n, (1,), generator=gen))
+        centers = torch.cat([centers, x[idx:idx + 1]])
+        _, d_new = assign(x, centers[-1:], batch_size, x_sq)
+        dist = torch.minimum(dist, d_new)
+    return centers
+
+
+def kmeans(x: torch.Tensor, n_clusters: int, *, n_init: int = 20, init: str = "spread",
+           max_iter: int = 500, tol: float = 1e-4, batch_size: int = 65536,
+           generator: torch.Generator | None = None) -> KMeansResult:
+    """Cluster the rows of ``x`` (N×d, any device) into ``n_clusters`` groups.
+
+    Args:
+        x: data matrix; float tensor on CPU or CUDA.
+        n_clusters: K, between 1 and N.
+        n_init: number of initialisations.
+        init: ``"spread"`` (CCGC's released rule, one Lloyd run) or ``"k-means++"`` (one Lloyd
+            run per seeding, lowest inertia kept).
+        max_iter: Lloyd iteration cap.
+        tol: stop when the squared sum of centre shifts is below this.
+        batch_size: rows per distance block (memory is ``batch_size × K``).
+        generator: CPU torch generator for reproducible draws.
+
+    Returns:
+        a :class:`KMeansResult`.
+    """
+    if x.dim() != 2:
+        raise GraphError(f"x: expected a 2-D matrix, got shape {tuple(x.shape)}")
+    n = x.size(0)
+    if not 1 <= n_clusters <= n:
+        raise GraphError(f"n_clusters: must be between 1 and the {n} rows, got {n_clusters}")
+    if not torch.isfinite(x).all():
+        raise GraphError("x: contains NaN or infinite values")
+    gen = generator or torch.Generator().manual_seed(0)
+    x = x.float() if not x.is_floating_point() else x
+    x_sq = (x * x).sum(1)
+    if init == "spread":
+        # sum_i sum_k |x_i - c_k|^2 = K sum|x|^2 - 2 <sum_i x_i, sum_k c_k> + N sum|c|^2
+        total_sq, col_sum = float(x_sq.sum()), x.sum(0)
+        best, best_cost = None, float("inf")
+        for _ in range(n_init):
+            idx = torch.randperm(n, generator=gen)[:n_clusters].to(x.device)
+            c = x[idx]
+            cost = (n_clusters * total_sq - 2 * float(col_sum @ c.sum(0))
+                    + n * float(x_sq[idx].sum()))
+            if cost < best_cost:
+                best, best_cost = c, cost
+        return _lloyd(x, x_sq, best.clone(), max_iter, tol, batch_size)
+    if init == "k-means++":
+        runs = [_lloyd(x, x_sq, _plus_plus(x, x_sq, n_clusters, gen, batch_size), max_iter, tol,
+                       batch_size) for _ in range(n_init)]
+        return min(runs, key=lambda r: r.inertia)
+    raise GraphError(f"init: expected 'spread' or 'k-means++', got {init!r}")
