@@ -159,8 +159,9 @@ class MotifConv(MessagePassing):
         self.pairs, self.negative, self.att_act = pairs, negative, att_act
         self.motif_dropout, self.att_dropout = motif_dropout, att_dropout
         k = len(self.motifs)
-        self.lin = Linear(in_channels, out_channels, bias=False)
-        self.lin_root = Linear(in_channels, out_channels, bias=True)
+        # W and W_root in one product: the input projection dominates on wide sparse features.
+        self.lin = Linear(in_channels, 2 * out_channels, bias=False)
+        self.bias = Parameter(torch.empty(out_channels))
         self.att = Linear(out_channels, compress_channels)
         # W_k maps the K other slots ([H0 ‖ H_j, j ≠ k]) to d'; stored compactly as [K, K, d, d'].
         self.comp_weight = Parameter(torch.empty(k, k, out_channels, compress_channels))
@@ -182,7 +183,7 @@ class MotifConv(MessagePassing):
     def reset_parameters(self) -> None:
         super().reset_parameters()
         self.lin.reset_parameters()
-        self.lin_root.reset_parameters()
+        torch.nn.init.zeros_(self.bias)
         torch.nn.init.xavier_uniform_(self.att.weight)
         torch.nn.init.zeros_(self.att.bias)
         bound = math.sqrt(6.0 / (len(self.motifs) * self.out_channels + self.compress_channels))
@@ -218,9 +219,9 @@ class MotifConv(MessagePassing):
         not_loop = (edge_index[0] != edge_index[1]).to(x.dtype)
         base = not_loop if edge_weight is None else edge_weight.to(x.dtype) * not_loop
         _, norm = normalize_adjacency(edge_index, base, n, self.negative)
-        h = self.lin(x)
+        h, root = self.lin(x).chunk(2, dim=-1)
         # PyG multiplies these messages by the mask itself (explain_message).
-        h0 = self.propagate(edge_index, x=h, norm=norm) + self.lin_root(x)
+        h0 = self.propagate(edge_index, x=h, norm=norm) + root + self.bias
 
         if mask is not None or edge_weight is not None:
             soft = torch.ones(edge_index.size(1), dtype=x.dtype, device=x.device) \
