@@ -147,8 +147,10 @@ def run_graph_fold(model: nn.Module, graphs: list, train_idx: np.ndarray, val_id
 def run_protocol(dataset_name: str, protocol: str | None = None, model_name: str = "mgnn",
                  seeds: int = 10, epochs: int | None = None, hidden: int | None = None,
                  root: str | None = None, device: str = "auto", out: str | None = None,
-                 resume: bool = False, log: Any = None) -> dict[str, Any]:
-    """Run one (model, dataset, protocol) and return per-seed accuracies and their summary."""
+                 resume: bool = False, log: Any = None,
+                 load_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run one (model, dataset, protocol) and return per-seed accuracies and their summary
+    (``load_kwargs`` go to :func:`graphkit.data.load`, e.g. ``num_graphs`` for synthetic sets)."""
     from graphkit.data import AddMotifAdjacency, load, public_split, random_split, spec
     from graphkit.data.splits import stratified_kfold
     from graphkit.errors import GraphError
@@ -172,7 +174,7 @@ def run_protocol(dataset_name: str, protocol: str | None = None, model_name: str
         from benchmarks.harness import done_seeds
         done = done_seeds(out, method=method, dataset=ds_label, protocol=protocol)
     results: list[dict[str, Any]] = []
-    data = load(dataset_name, root=root)
+    data = load(dataset_name, root=root, **(load_kwargs or {}))
     start = time.perf_counter()
     if kind == "node":
         cfg = NODE_CONFIG.get(ds_label, NODE_CONFIG["cora"])
