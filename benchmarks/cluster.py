@@ -14,6 +14,7 @@ Seeds already recorded are skipped (resume). Metrics are ×100.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
@@ -114,6 +115,7 @@ def main(argv: list[str] | None = None) -> None:
                 append_record(OUT, make_record(
                     "ccgc", name, protocol, seed, m, res["seconds"], device,
                     hyperparams=params, best_epoch=res["best_epoch"],
+                    cpu_seconds=res["cpu_seconds"], threads=os.environ.get("OMP_NUM_THREADS"),
                     paper_acc=PAPER.get(name)))
             print(f"[cluster] ccgc {name} seed {seed}: " + "  ".join(
                 f"{v} acc {100 * res['views'][v]['acc']:.2f}" for v in res["views"])

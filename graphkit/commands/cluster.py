@@ -59,12 +59,12 @@ def run_seed(data: Any, n_clusters: int, seed: int, protocol: str = "paper",
     y = data.y.cpu().numpy()
     evals: list[tuple[int, dict[str, float]]] = []
     params = {**DEFAULTS, **overrides}
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     model = CCGC(n_clusters, device=device, random_state=seed, variant="reference",
                  selection="consensus", **params)
     model.fit(data, callback=lambda epoch, labels, _z: evals.append(
         (epoch, cluster_scores(y, labels))))
-    seconds = time.perf_counter() - start
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     best_epoch, paper = evals[0]
     for epoch, m in evals:
         if m["acc"] >= paper["acc"]:
@@ -75,7 +75,7 @@ def run_seed(data: Any, n_clusters: int, seed: int, protocol: str = "paper",
     views = {"paper": paper, "honest": cluster_scores(y, model.labels_),
              "last": cluster_scores(y, last)}
     return {"metrics": views[protocol], "views": views, "seconds": seconds, "model": model,
-            "best_epoch": best_epoch}
+            "best_epoch": best_epoch, "cpu_seconds": cpu_seconds}
 
 
 def _tsne_plot(path: str, embedding: Any, labels: np.ndarray, title: str, seed: int) -> str:
