@@ -88,7 +88,7 @@ def inverse_sigmoid(x: Tensor, eps: float = 1e-5) -> Tensor:
 
 
 def pos2embed(pos: Tensor, num_feats: int = 128, standard: bool = False,
-              temperature: float = 10000.0) -> Tensor:
+              temperature: float = 10000.0, scale: float = 2 * math.pi) -> Tensor:
     """Sine encoding of normalised 2D coordinates.
 
     Args:
@@ -97,6 +97,8 @@ def pos2embed(pos: Tensor, num_feats: int = 128, standard: bool = False,
         standard: use the DETR schedule ``temperature ** (2 floor(k/2) / num_feats)`` instead of the
             official CMT code's ``2 floor(k/2) / num_feats + 1`` (where ``temperature`` is unused).
         temperature: base of the standard schedule.
+        scale: coordinates are multiplied by it first (official: ``2 * pi``, i.e. at most one
+            period over the range; larger values give sharper position codes).
 
     Returns:
         ``(..., 2 * num_feats)``: ``[pe_y, pe_x]``, each interleaving sin (even) and cos (odd).
@@ -105,7 +107,7 @@ def pos2embed(pos: Tensor, num_feats: int = 128, standard: bool = False,
         raise GraphError(f"pos: expected last dimension 2, got shape {tuple(pos.shape)}")
     if num_feats <= 0 or num_feats % 2:
         raise GraphError(f"num_feats: expected a positive even integer, got {num_feats}")
-    pos = pos * (2 * math.pi)
+    pos = pos * scale
     k = torch.arange(num_feats, dtype=pos.dtype, device=pos.device)
     expo = 2 * torch.div(k, 2, rounding_mode="floor") / num_feats
     dim_t = temperature ** expo if standard else expo + 1
@@ -132,14 +134,17 @@ class BEVPositionEncoding(nn.Module):
     Args:
         hidden: model width ``h`` (even).
         standard_freq: use the standard 10000-based frequency schedule in :func:`pos2embed`.
+        scale: coordinate scale of :func:`pos2embed` (official ``2 * pi``).
     """
 
-    def __init__(self, hidden: int, standard_freq: bool = False) -> None:
+    def __init__(self, hidden: int, standard_freq: bool = False,
+                 scale: float = 2 * math.pi) -> None:
         super().__init__()
         if hidden <= 0 or hidden % 2:
             raise GraphError(f"hidden: expected a positive even integer, got {hidden}")
         self.hidden = hidden
         self.standard_freq = standard_freq
+        self.scale = scale
         self.mlp = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.ReLU(),
                                  nn.Linear(hidden, hidden))
 
@@ -150,7 +155,8 @@ class BEVPositionEncoding(nn.Module):
 
     def forward(self, xy: Tensor) -> Tensor:
         """Encode normalised ``(..., 2)`` BEV coordinates to ``(..., hidden)``."""
-        return self.mlp(pos2embed(xy, self.hidden, standard=self.standard_freq))
+        return self.mlp(pos2embed(xy, self.hidden, standard=self.standard_freq,
+                                  scale=self.scale))
 
     def grid(self, height: int, width: int) -> Tensor:
         """The ``(H * W, hidden)`` encoding of every cell of an ``H x W`` BEV map."""
@@ -271,7 +277,7 @@ class PositionGuidedQueryGenerator(nn.Module):
         """Per-view ray encodings of the anchors and their visibility.
 
         Args:
-            anchors: ``(Q, 3)`` normalised anchors.
+            anchors: ``(Q, 3)`` normalised anchors, or ``(B, Q, 3)`` per sample.
             lidar2img: ``(B, V, 4, 4)``.
             img_hw: image (padded) height and width in pixels.
 
@@ -281,8 +287,10 @@ class PositionGuidedQueryGenerator(nn.Module):
         """
         _check_lidar2img(lidar2img)
         pts = self.denormalize(anchors)
-        hom = torch.cat((pts, torch.ones_like(pts[:, :1])), dim=-1)
-        cam = torch.einsum("bvij,qj->bvqi", lidar2img.to(pts.dtype), hom)
+        hom = torch.cat((pts, torch.ones_like(pts[..., :1])), dim=-1)
+        if hom.dim() == 2:
+            hom = hom.unsqueeze(0).expand(lidar2img.shape[0], -1, -1)
+        cam = torch.einsum("bvij,bqj->bvqi", lidar2img.to(pts.dtype), hom)
         depth = cam[..., 2]
         uv = cam[..., :2] / depth.clamp(min=1e-5)[..., None]
         ih, iw = img_hw
@@ -292,13 +300,15 @@ class PositionGuidedQueryGenerator(nn.Module):
         return (enc * visible[..., None].to(enc.dtype)).sum(dim=1), visible
 
     def forward(self, lidar2img: Tensor | None, img_hw: tuple[int, int] | None,
-                batch_size: int) -> tuple[Tensor, Tensor]:
-        """Query positional embeddings ``(B, Q, hidden)`` and the ``(Q, 3)`` anchors.
+                batch_size: int, anchors: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Query positional embeddings ``(B, Q, hidden)`` and the anchors used.
 
-        ``lidar2img=None`` leaves out the image part (a LiDAR-only model).
+        ``lidar2img=None`` leaves out the image part (a LiDAR-only model). ``anchors`` (``(Q, 3)``
+        or ``(B, Q, 3)``, normalised) replaces the learnable ones (denoising queries).
         """
-        anchors = self.anchors.weight
-        pos = self.bev_pe(anchors[:, :2]).unsqueeze(0).expand(batch_size, -1, -1)
+        anchors = self.anchors.weight if anchors is None else anchors
+        pos = self.bev_pe(anchors[..., :2])
+        pos = pos.unsqueeze(0).expand(batch_size, -1, -1) if pos.dim() == 2 else pos
         if lidar2img is not None:
             if img_hw is None:
                 raise GraphError("img_hw: required together with lidar2img")
@@ -324,9 +334,10 @@ class CMTDecoderLayer(nn.Module):
         self.drop = nn.Dropout(dropout)
 
     def forward(self, tgt: Tensor, query_pos: Tensor, memory: Tensor, key_pos: Tensor,
-                key_padding_mask: Tensor | None = None) -> Tensor:
+                key_padding_mask: Tensor | None = None, self_mask: Tensor | None = None) -> Tensor:
         q = tgt + query_pos
-        tgt = self.norms[0](tgt + self.drop(self.self_attn(q, q, tgt, need_weights=False)[0]))
+        tgt = self.norms[0](tgt + self.drop(self.self_attn(q, q, tgt, attn_mask=self_mask,
+                                                           need_weights=False)[0]))
         tgt = self.norms[1](tgt + self.drop(self.cross_attn(
             tgt + query_pos, memory + key_pos, memory, key_padding_mask=key_padding_mask,
             need_weights=False)[0]))
@@ -347,10 +358,11 @@ class CMTDecoder(nn.Module):
         self.post_norm = nn.LayerNorm(hidden)
 
     def forward(self, tgt: Tensor, query_pos: Tensor, memory: Tensor, key_pos: Tensor,
-                key_padding_mask: Tensor | None = None) -> Tensor:
+                key_padding_mask: Tensor | None = None, self_mask: Tensor | None = None) -> Tensor:
+        """``self_mask``: boolean ``(Q, Q)`` self-attention mask, ``True`` = may not attend."""
         outs = []
         for layer in self.layers:
-            tgt = layer(tgt, query_pos, memory, key_pos, key_padding_mask)
+            tgt = layer(tgt, query_pos, memory, key_pos, key_padding_mask, self_mask)
             outs.append(self.post_norm(tgt))
         return torch.stack(outs)
 
@@ -360,12 +372,12 @@ def decode_centre(delta: Tensor, anchors: Tensor, pc_range: Tensor) -> Tensor:
 
     Args:
         delta: ``(..., Q, k)`` predicted offsets (k = 2 for the BEV centre, 3 with height).
-        anchors: ``(Q, >= k)`` normalised anchors.
+        anchors: ``(Q, >= k)`` or ``(B, Q, >= k)`` normalised anchors.
         pc_range: ``(6,)`` tensor.
     """
     k = delta.shape[-1]
     lo, hi = pc_range[:k], pc_range[3:3 + k]
-    return torch.sigmoid(delta + inverse_sigmoid(anchors[:, :k])) * (hi - lo) + lo
+    return torch.sigmoid(delta + inverse_sigmoid(anchors[..., :k])) * (hi - lo) + lo
 
 
 def encode_boxes(boxes: Tensor) -> Tensor:
@@ -426,6 +438,12 @@ class CMT(nn.Module):
         pc_range: ``(xmin, ymin, zmin, xmax, ymax, zmax)`` in metres.
         num_layers, num_heads, ffn, dropout: decoder shape (official: 6, 8, 1024, 0.1).
         standard_freq: standard sine schedule instead of the code's linear one.
+        pe_scale: coordinate scale of the BEV sine encoding (official ``2 * pi``).
+        dn_groups: query-denoising groups used in training when targets are passed to
+            :meth:`forward` (official 10; 0 disables).
+        dn_noise: centre jitter as a fraction of the half box size (official 1.0).
+        dn_split: jitters with (normalised) norm above this are labelled "no object" (official
+            0.75).
         weights: loss and matching weights.
     """
 
@@ -433,7 +451,9 @@ class CMT(nn.Module):
                  hidden: int = 256, num_query: int = 900, depth_num: int = 64,
                  pc_range: Sequence[float] = (-54.0, -54.0, -5.0, 54.0, 54.0, 3.0),
                  num_layers: int = 6, num_heads: int = 8, ffn: int = 1024, dropout: float = 0.1,
-                 standard_freq: bool = False, weights: CMTLossWeights | None = None) -> None:
+                 standard_freq: bool = False, pe_scale: float = 2 * math.pi,
+                 dn_groups: int = 0, dn_noise: float = 1.0, dn_split: float = 0.75,
+                 weights: CMTLossWeights | None = None) -> None:
         super().__init__()
         if num_classes <= 0:
             raise GraphError(f"num_classes: expected a positive integer, got {num_classes}")
@@ -442,7 +462,8 @@ class CMT(nn.Module):
         self.num_classes = num_classes
         self.hidden = hidden
         self.weights = weights or CMTLossWeights()
-        self.bev_pe = BEVPositionEncoding(hidden, standard_freq)
+        self.dn_groups, self.dn_noise, self.dn_split = dn_groups, dn_noise, dn_split
+        self.bev_pe = BEVPositionEncoding(hidden, standard_freq, pe_scale)
         self.ray_pe = CameraRayPositionEncoding(hidden, depth_num, pc_range)
         self.query_gen = PositionGuidedQueryGenerator(num_query, hidden, depth_num, pc_range,
                                                       self.bev_pe, self.ray_pe)
@@ -472,7 +493,8 @@ class CMT(nn.Module):
             nn.init.constant_(head["cls"][-1].bias, prior)
 
     def forward(self, bev: Tensor | None, img: Tensor | None, lidar2img: Tensor | None = None,
-                img_hw: tuple[int, int] | None = None, zero_pe: bool = False) -> dict[str, Tensor]:
+                img_hw: tuple[int, int] | None = None, zero_pe: bool = False,
+                targets: Sequence[dict[str, Tensor]] | None = None) -> dict:
         """Detect boxes.
 
         Args:
@@ -481,6 +503,8 @@ class CMT(nn.Module):
             lidar2img: ``(B, V, 4, 4)`` projections, required with ``img``.
             img_hw: input image size ``(H, W)`` in pixels, required with ``img``.
             zero_pe: replace every position encoding (BEV, ray, query) by zeros (ablation).
+            targets: ground truth (as for :meth:`loss`); in training mode with ``dn_groups > 0``
+                it adds denoising queries (noised GT centres) whose outputs go to ``out["dn"]``.
 
         Returns:
             ``{"cls_logits": (L, B, Q, K), "boxes": (L, B, Q, 8), "anchors": (Q, 3)}`` where the box
@@ -519,10 +543,22 @@ class CMT(nn.Module):
         if batch is None:
             raise GraphError("bev/img: at least one input is required")
         memory, key_pos = torch.cat(mem, dim=1), torch.cat(pos, dim=1)
-        query_pos, anchors = self.query_gen(lidar2img if img is not None else None, img_hw, batch)
+        l2i = lidar2img if img is not None else None
+        query_pos, anchors = self.query_gen(l2i, img_hw, batch)
+        anchors = anchors.unsqueeze(0).expand(batch, -1, -1)
+        dn = None
+        self_mask = None
+        if targets is not None and self.training and self.dn_groups > 0:
+            dn = self._dn_queries(targets, batch)
+            if dn is not None:
+                dn_pos, _ = self.query_gen(l2i, img_hw, batch, anchors=dn["anchors"])
+                query_pos = torch.cat((dn_pos, query_pos), dim=1)
+                anchors = torch.cat((dn["anchors"], anchors), dim=1)
+                self_mask = dn["mask"]
         if zero_pe:
             key_pos, query_pos = torch.zeros_like(key_pos), torch.zeros_like(query_pos)
-        hs = self.decoder(torch.zeros_like(query_pos), query_pos, memory, key_pos)
+        hs = self.decoder(torch.zeros_like(query_pos), query_pos, memory, key_pos,
+                          self_mask=self_mask)
         logits, boxes = [], []
         for layer_out, head in zip(hs, self.heads, strict=True):
             logits.append(head["cls"](layer_out))
@@ -533,7 +569,52 @@ class CMT(nn.Module):
             dims = head["dim"](layer_out)
             boxes.append(torch.cat((centre, dims[..., :2], height, dims[..., 2:],
                                     head["rot"](layer_out)), -1))
-        return {"cls_logits": torch.stack(logits), "boxes": torch.stack(boxes), "anchors": anchors}
+        out = {"cls_logits": torch.stack(logits), "boxes": torch.stack(boxes), "anchors": anchors}
+        if dn is not None:
+            n = dn["anchors"].shape[1]
+            out["dn"] = {"cls_logits": out["cls_logits"][:, :, :n], "boxes": out["boxes"][:, :, :n],
+                         "labels": dn["labels"], "codes": dn["codes"], "valid": dn["valid"]}
+            for key in ("cls_logits", "boxes", "anchors"):
+                out[key] = out[key][..., n:, :] if key != "anchors" else out[key][:, n:]
+        return out
+
+    def _dn_queries(self, targets: Sequence[dict[str, Tensor]], batch: int) -> dict | None:
+        """Denoising anchors (DN-DETR style, official ``prepare_for_dn``): ``dn_groups`` copies of
+        every GT centre jittered by up to ``dn_noise`` half box sizes; copies jittered beyond
+        ``dn_split`` get the "no object" label (``-1``). The self-attention mask keeps the matching
+        queries from seeing DN queries and DN groups from seeing each other."""
+        if len(targets) != batch:
+            raise GraphError(f"targets: {len(targets)} samples for a batch of {batch}")
+        m = max(int(t["labels"].numel()) for t in targets)
+        if m == 0:
+            return None
+        g, rng = self.dn_groups, self.pc_range
+        dev = rng.device
+        anchors = torch.zeros(batch, g, m, 3, device=dev)
+        labels = torch.full((batch, g, m), -1, dtype=torch.long, device=dev)
+        codes = torch.zeros(batch, g, m, 8, device=dev)
+        valid = torch.zeros(batch, g, m, dtype=torch.bool, device=dev)
+        for b, t in enumerate(targets):
+            n = int(t["labels"].numel())
+            if n == 0:
+                continue
+            boxes = t["boxes"].to(dev, torch.float32)
+            jitter = torch.rand(g, n, 3, device=dev) * 2 - 1
+            centre = boxes[:, :3] + jitter * boxes[:, [4, 3, 5]] / 2 * self.dn_noise
+            anchors[b, :, :n] = ((centre - rng[:3]) / (rng[3:] - rng[:3])).clamp(0, 1)
+            keep = jitter.norm(dim=-1) <= self.dn_split
+            labels[b, :, :n] = torch.where(keep, t["labels"].to(dev), -1)
+            codes[b, :, :n] = encode_boxes(boxes)
+            valid[b, :, :n] = True
+        q = self.query_gen.anchors.num_embeddings
+        total = g * m + q
+        mask = torch.zeros(total, total, dtype=torch.bool, device=dev)
+        mask[g * m:, :g * m] = True
+        for i in range(g):
+            mask[i * m:(i + 1) * m, :i * m] = True
+            mask[i * m:(i + 1) * m, (i + 1) * m:g * m] = True
+        return {"anchors": anchors.flatten(1, 2), "labels": labels.flatten(1), "mask": mask,
+                "codes": codes.flatten(1, 2), "valid": valid.flatten(1)}
 
     def match(self, logits: Tensor, boxes: Tensor, labels: Tensor,
               gt_code: Tensor) -> tuple[Tensor, Tensor]:
@@ -586,6 +667,26 @@ class CMT(nn.Module):
             if num_pos:
                 diff = (torch.cat(reg_pred) - torch.cat(reg_gt)).abs() * code_w
                 total = total + w.reg * diff.sum() / num_pos
+        if "dn" in out:
+            total = total + self._dn_loss(out["dn"])
+        return total
+
+    def _dn_loss(self, dn: dict[str, Tensor]) -> Tensor:
+        """Focal + L1 on the denoising queries (their targets are known, no matching)."""
+        w = self.weights
+        valid = dn["valid"]
+        n_valid = max(int(valid.sum()), 1)
+        target = torch.zeros_like(dn["cls_logits"][0])
+        pos = valid & (dn["labels"] >= 0)
+        b_idx, q_idx = pos.nonzero(as_tuple=True)
+        target[b_idx, q_idx, dn["labels"][b_idx, q_idx]] = 1.0
+        code_w = dn["boxes"].new_tensor(w.code)
+        total = dn["boxes"].new_zeros(())
+        for logits_l, boxes_l in zip(dn["cls_logits"], dn["boxes"], strict=True):
+            focal = _sigmoid_focal(logits_l[valid], target[valid], w.alpha, w.gamma).sum()
+            total = total + w.cls * focal / n_valid
+            diff = (boxes_l[valid] - dn["codes"][valid]).abs() * code_w
+            total = total + w.reg * diff.sum() / n_valid
         return total
 
     @torch.no_grad()

@@ -316,18 +316,22 @@ class ToyCMT(nn.Module):
         hidden: width of everything.
         num_query, depth_num, num_layers, num_heads, ffn: CMT shape.
         bev_hw: BEV grid size.
+        pe_scale: coordinate scale of the BEV sine encoding (official ``2 * pi``).
+        dn_groups: query-denoising groups in training (official 10).
     """
 
     def __init__(self, cfg: ToySceneConfig, hidden: int = 32, num_query: int = 20,
                  depth_num: int = 16, num_layers: int = 2, num_heads: int = 4, ffn: int = 64,
-                 bev_hw: tuple[int, int] = (16, 16)) -> None:
+                 bev_hw: tuple[int, int] = (16, 16), pe_scale: float = 2 * math.pi,
+                 dn_groups: int = 5) -> None:
         super().__init__()
         self.cfg = cfg
         self.pillars = PillarEncoder(hidden, bev_hw, cfg.pc_range)
         self.cnn = TinyCNN(hidden)
         self.cmt = CMT(cfg.num_classes, hidden, hidden, hidden=hidden, num_query=num_query,
                        depth_num=depth_num, pc_range=cfg.pc_range, num_layers=num_layers,
-                       num_heads=num_heads, ffn=ffn, dropout=0.0)
+                       num_heads=num_heads, ffn=ffn, dropout=0.0, pe_scale=pe_scale,
+                       dn_groups=dn_groups)
 
     def reset_parameters(self) -> None:
         self.pillars.reset_parameters()
@@ -340,7 +344,8 @@ class ToyCMT(nn.Module):
         imgs = batch["images"]
         feats = self.cnn(imgs.flatten(0, 1))
         feats = feats.view(b, imgs.shape[1], *feats.shape[1:])
-        return self.cmt(bev, feats, batch["lidar2img"], tuple(imgs.shape[-2:]), zero_pe=zero_pe)
+        return self.cmt(bev, feats, batch["lidar2img"], tuple(imgs.shape[-2:]), zero_pe=zero_pe,
+                        targets=batch["targets"] if self.training else None)
 
     def loss(self, out: dict[str, Tensor], batch: dict) -> Tensor:
         return self.cmt.loss(out, batch["targets"])

@@ -242,3 +242,24 @@ def test_scene_generator_is_seeded_and_consistent():
     cam = torch.einsum("vij,nj->vni", scene["lidar2img"], hom)
     u = cam[..., 0] / cam[..., 2]
     assert ((cam[..., 2] > 0) & (u >= 0) & (u < cfg.image_hw[1])).any(0).all()
+
+
+def test_denoising_queries_shapes_mask_and_loss():
+    torch.manual_seed(0)
+    model = CMT(2, 8, None, hidden=16, num_query=4, depth_num=4, pc_range=PC_RANGE, num_layers=2,
+                num_heads=2, ffn=32, dropout=0.0, dn_groups=3)
+    targets = [{"boxes": torch.tensor([[5.0, 1.0, 0.5, 1.0, 2.0, 1.0, 0.0],
+                                       [9.0, -3.0, 0.75, 0.5, 0.5, 1.5, 0.0]]),
+                "labels": torch.tensor([0, 1])},
+               {"boxes": torch.zeros(0, 7), "labels": torch.zeros(0, dtype=torch.long)}]
+    bev = torch.randn(2, 8, 4, 4)
+    out = model(bev, None, targets=targets)
+    assert out["cls_logits"].shape == (2, 2, 4, 2)                  # matching queries only
+    assert out["dn"]["cls_logits"].shape == (2, 2, 6, 2)            # 3 groups x 2 slots
+    assert out["dn"]["valid"].sum() == 6                            # sample 1 has no boxes
+    mask = model._dn_queries(targets, 2)["mask"]
+    assert mask[6:, :6].all() and not mask[6:, 6:].any()            # matching cannot see DN
+    assert not mask[:2, :2].any() and mask[:2, 2:6].all()           # groups see only themselves
+    model.loss(out, targets).backward()
+    model.eval()
+    assert "dn" not in model(bev, None, targets=targets)            # DN only in training
