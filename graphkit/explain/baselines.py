@@ -62,8 +62,8 @@ def explain_saliency(model: torch.nn.Module, x: Tensor, edge_index: Tensor, inde
     start = time.perf_counter()
     sub, tgt = _prepare(model, x, edge_index, index, task_level, kwargs)
     weight = torch.ones(sub.edge_index.size(1), device=x.device, requires_grad=True)
-    x_all, ei_all, kw, rows = sub.replicate([sub.x])
-    set_masks(model, weight, ei_all, apply_sigmoid=False)
+    x_all, ei_all, w_all, kw, rows = sub.replicate([sub.x], [weight])
+    set_masks(model, w_all, ei_all, apply_sigmoid=False)
     try:
         out = model(x_all, ei_all, **kw)
         class_prob(out[rows], tgt, "raw", False).sum().backward()

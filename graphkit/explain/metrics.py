@@ -83,8 +83,8 @@ def necessity_sufficiency(model: torch.nn.Module, res: BatchExplanation, *, kind
     was_training = model.training
     model.eval()
     try:
-        x_all, ei_all, kw, rows = sub.replicate([x_pn, x_ps])
-        set_masks(model, torch.cat([1 - hard_e, hard_e]), ei_all, apply_sigmoid=False)
+        x_all, ei_all, w_all, kw, rows = sub.replicate([x_pn, x_ps], [1 - hard_e, hard_e])
+        set_masks(model, w_all, ei_all, apply_sigmoid=False)
         out = model(x_all, ei_all, **kw)
     finally:
         clear_masks(model)

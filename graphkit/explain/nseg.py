@@ -32,12 +32,14 @@ from graphkit.explain._batch import (
     SubgraphBatch,
     build_batch,
     check_output,
+    class_log_prob,
     class_prob,
     predicted_class,
 )
 
 _EPS = 1e-15
 OBJECTIVES = ("pns", "pn", "ps")
+SCALES = ("log", "prob")
 
 
 def nearest_counterfactual(x: Tensor, pred: Tensor, cls: int, space: Tensor | None = None
@@ -79,6 +81,11 @@ def _entropy(s: Tensor) -> Tensor:
     return -(s * (s + _EPS).log() + (1 - s) * (1 - s + _EPS).log())
 
 
+def _edge_weights(logits: Tensor, pair: Tensor | None) -> Tensor:
+    s = logits.sigmoid()
+    return s if pair is None else s[pair]
+
+
 class NSEG(ExplainerAlgorithm):
     """NSEG explainer (explanation type ``model``; node and graph tasks; object-level masks).
 
@@ -117,13 +124,16 @@ class NSEG(ExplainerAlgorithm):
 
     def __init__(self, epochs: int = 500, lr: float = 0.01, *, alpha: float = 0.005,
                  beta: float = 1.0, alpha_f: float = 0.005, beta_f: float = 1.0,
-                 objective: str = "pns", edges: bool | None = None, features: bool | None = None,
+                 objective: str = "pns", scale: str = "log", symmetric: bool = True,
+                 init: float = 0.0, edges: bool | None = None, features: bool | None = None,
                  epsilon: float = 0.025, samples: int = 2, batch_size: int = 128,
                  x_cf: Tensor | None = None, cf_space: str = "input", num_hops: int | None = None,
                  seed: int = 0) -> None:
         super().__init__()
         if objective not in OBJECTIVES:
             raise GraphError(f"objective: expected one of {OBJECTIVES}, got {objective!r}")
+        if scale not in SCALES:
+            raise GraphError(f"scale: expected one of {SCALES}, got {scale!r}")
         if cf_space not in ("input", "embedding"):
             raise GraphError(f"cf_space: expected 'input' or 'embedding', got {cf_space!r}")
         for name, val in (("epochs", epochs), ("samples", samples), ("batch_size", batch_size)):
@@ -134,6 +144,7 @@ class NSEG(ExplainerAlgorithm):
         self.epochs, self.lr = int(epochs), float(lr)
         self.alpha, self.beta, self.alpha_f, self.beta_f = alpha, beta, alpha_f, beta_f
         self.objective, self.edges, self.features = objective, edges, features
+        self.scale, self.symmetric, self.init = scale, bool(symmetric), float(init)
         self.epsilon, self.samples, self.batch_size = float(epsilon), int(samples), int(batch_size)
         self.x_cf, self.cf_space, self.num_hops, self.seed = x_cf, cf_space, num_hops, int(seed)
 
@@ -281,7 +292,7 @@ class NSEG(ExplainerAlgorithm):
         parts = []
         for t, n in zip(index.tolist(), counts, strict=True):
             gen = torch.Generator().manual_seed(self.seed * 1_000_003 + int(t))
-            parts.append((torch.rand(n, generator=gen) * 2 - 1) / max(n, 1) ** 0.5)
+            parts.append((torch.rand(n, generator=gen) * 2 - 1) / max(n, 1) ** 0.5 + self.init)
         return torch.cat(parts).to(device)
 
     def _optimise(self, model: torch.nn.Module, sub: SubgraphBatch, tgt: Tensor,
@@ -293,8 +304,12 @@ class NSEG(ExplainerAlgorithm):
         m_e = m_f = None
         e_count = torch.bincount(sub.edge_seg, minlength=n_inst).clamp(min=1).float()
         n_count = torch.bincount(sub.node_seg, minlength=n_inst).clamp(min=1).float()
+        pair = self._edge_pairs(sub) if self.symmetric else None
         if use_e:
-            m_e = torch.nn.Parameter(self._init_logits(sub.edge_seg, sub.index, dev))
+            seg = sub.edge_seg if pair is None else torch.zeros(
+                int(pair.max()) + 1 if pair.numel() else 0, dtype=torch.long,
+                device=dev).scatter_(0, pair, sub.edge_seg)
+            m_e = torch.nn.Parameter(self._init_logits(seg, sub.index, dev))
             params.append(m_e)
         if use_f:
             m_f = torch.nn.Parameter(self._init_logits(sub.node_seg, sub.index + 7919, dev))
@@ -315,26 +330,55 @@ class NSEG(ExplainerAlgorithm):
             m.cached, m._cached_edge_index, m._cached_adj_t = True, None, None
         try:
             self._loop(model, sub, tgt, x_cf, rtype, binary, use_e, m_e, m_f, opt, noise,
-                       e_count, n_count)
+                       e_count, n_count, pair)
         finally:
             for m, flag in zip(cacheable, saved, strict=True):
                 m.cached, m._cached_edge_index, m._cached_adj_t = flag, None, None
             clear_masks(model)
         ones = torch.ones(sub.edge_index.size(1), device=dev)
-        edge_mask = m_e.detach().sigmoid() if m_e is not None else ones
+        edge_mask = _edge_weights(m_e.detach(), pair) if m_e is not None else ones
         node_mask = m_f.detach().sigmoid() if m_f is not None else None
         return edge_mask, node_mask
+
+    @staticmethod
+    def _edge_pairs(sub: SubgraphBatch) -> Tensor:
+        """Id of every batch edge's undirected pair ({u, v}: both directions share one id),
+        ordered by instance (batch-local node ids grow with the instance)."""
+        ei = sub.edge_index
+        n = max(int(sub.x.size(0)), 1)
+        key = ei.min(0).values * n + ei.max(0).values
+        return torch.unique(key, return_inverse=True)[1]
+
+    def _prediction_loss(self, out: Tensor, tgt: Tensor, rtype: str, binary: bool) -> Tensor:
+        """Row 0 of ``out`` is the sufficiency copy, the other rows the necessity samples."""
+        if self.scale == "prob":
+            p = class_prob(out, tgt, rtype, binary)
+            suff, nec = p[0], p[1:].mean(0)
+            if self.objective == "pns":
+                return -(suff - nec).sum()
+            if self.objective == "pn":
+                return -(1 - nec).sum()
+            return -suff.sum()
+        # log scale: log p(yhat | explanation) + log(1 - p(yhat | complement)); same optimum
+        # (suff = 1, nec = 0) but no vanishing gradient when a probability saturates.
+        logp, log1mp = class_log_prob(out, tgt, rtype, binary)
+        suff, nec = logp[0], log1mp[1:].mean(0)
+        if self.objective == "pns":
+            return -(suff + nec).sum()
+        if self.objective == "pn":
+            return -nec.sum()
+        return -suff.sum()
 
     def _loop(self, model: torch.nn.Module, sub: SubgraphBatch, tgt: Tensor,
               x_cf: Tensor | None, rtype: str, binary: bool, use_e: bool, m_e: Tensor | None,
               m_f: Tensor | None, opt: torch.optim.Optimizer, noise: Any, e_count: Tensor,
-              n_count: Tensor) -> None:
+              n_count: Tensor, pair: Tensor | None) -> None:
         num_e = sub.edge_index.size(1)
         ones = torch.ones(num_e, device=sub.x.device)
         x = sub.x
         for _ in range(self.epochs):
             opt.zero_grad()
-            s_e = m_e.sigmoid() if m_e is not None else ones
+            s_e = _edge_weights(m_e, pair) if m_e is not None else ones
             copies: list[tuple[Tensor, Tensor]] = []
             if m_f is not None:
                 assert x_cf is not None
@@ -354,17 +398,11 @@ class NSEG(ExplainerAlgorithm):
             else:
                 copies.append((s_e, x))
                 copies += [(1 - s_e + noise((num_e,)), x) for _ in range(self.samples)]
-            x_all, ei_all, kw, rows = sub.replicate([c[1] for c in copies])
-            set_masks(model, torch.cat([c[0] for c in copies]), ei_all, apply_sigmoid=False)
+            x_all, ei_all, w_all, kw, rows = sub.replicate([c[1] for c in copies],
+                                                           [c[0] for c in copies])
+            set_masks(model, w_all, ei_all, apply_sigmoid=False)
             out = model(x_all, ei_all, **kw)
-            p = class_prob(out[rows], tgt, rtype, binary)
-            suff, nec = p[0], p[1:].mean(0)
-            if self.objective == "pns":
-                loss = -(suff - nec).sum()
-            elif self.objective == "pn":
-                loss = -(1 - nec).sum()
-            else:
-                loss = -suff.sum()
+            loss = self._prediction_loss(out[rows], tgt, rtype, binary)
             if m_e is not None:
                 loss = loss + self.alpha * s_e.sum() \
                     + self.beta * (_entropy(s_e) / e_count[sub.edge_seg]).sum()
