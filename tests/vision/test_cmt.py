@@ -27,7 +27,10 @@ from graphkit.vision.cmt_toy import (
     PillarEncoder,
     ToySceneConfig,
     _camera,
+    chance_ap,
+    evaluate_toy,
     make_scenes,
+    train_toy,
 )
 
 PC_RANGE = (0.0, -8.0, -1.0, 16.0, 8.0, 3.0)
@@ -263,3 +266,26 @@ def test_denoising_queries_shapes_mask_and_loss():
     model.loss(out, targets).backward()
     model.eval()
     assert "dn" not in model(bev, None, targets=targets)            # DN only in training
+
+
+# ----------------------------------------------------------------------------- training (reduced)
+
+# Calibrated once (see benchmarks/notes/vision_cmt.md), frozen with margin. This is NOT the issue's
+# acceptance experiment: on held-out scenes the toy detector stays near chance within the CPU
+# budget we tried (benchmarks/vision_cmt.py records that honestly). It only shows that the whole
+# pipeline (pillars, CNN, encodings, DN, matching, losses) can fit a small fixed set of scenes.
+FIT_SCENES, FIT_STEPS = 16, 150
+FIT_MIN_MAP = 0.06   # calibration (seed 0, CPU): mAP 0.117 on the fitted scenes, chance 0.032
+
+
+@pytest.mark.slow
+def test_toy_cmt_fits_a_small_scene_set():
+    torch.set_num_threads(1)
+    cfg = ToySceneConfig()
+    scenes = make_scenes(FIT_SCENES, 1, cfg)
+    model = train_toy(scenes, seed=0, steps=FIT_STEPS, batch_size=16, lr=5e-3, cfg=cfg,
+                      device="cpu")
+    fit = evaluate_toy(model, scenes)
+    chance = chance_ap(scenes, cfg, 2 * 20)
+    print("fit", fit, "chance", chance)
+    assert fit["map"] >= FIT_MIN_MAP and fit["map"] > 2 * chance["map"]
