@@ -25,24 +25,56 @@ from torch_geometric.nn import global_add_pool
 
 from graphkit.data.motifs import motifs_from_data, parse_motifs
 from graphkit.errors import GraphError
-from graphkit.nn.motif_conv import MotifCache, MotifConv, MotifInput, MotifOperator
+from graphkit.nn.motif_conv import (
+    MotifCache,
+    MotifConv,
+    MotifInput,
+    MotifOperator,
+    SparseOperator,
+)
 
 
-def input_dropout(x: Tensor, p: float, training: bool) -> Tensor:
-    """``F.dropout`` that only draws for the non-zero entries of a sparse feature matrix.
+class SparseInput:
+    """Input features kept as a :class:`SparseOperator` when they are mostly zero.
 
-    Dropping a zero changes nothing, so this has the same distribution as ``F.dropout``; on
-    bag-of-words features (1% non-zero on Cora) it saves most of the epoch's random draws.
+    Bag-of-words features (1% non-zero on Cora) make the dense ``X W`` product and its weight
+    gradient the largest cost of an epoch; with the sparsity pattern cached per feature tensor,
+    both become sparse products, and input dropout only draws for the non-zero entries (dropping
+    a zero changes nothing, so the distribution is that of ``F.dropout``).
     """
-    if not training or p <= 0:
-        return x
-    nz = x.nonzero(as_tuple=True)
-    if nz[0].numel() > x.numel() // 4:
-        return F.dropout(x, p, training)
-    keep = torch.rand(nz[0].numel(), device=x.device) >= p
-    out = torch.zeros_like(x)
-    out[nz] = x[nz] * keep.to(x.dtype) / (1 - p)
-    return out
+
+    def __init__(self) -> None:
+        self._x: Tensor | None = None
+        self._version = -1
+        self._op: SparseOperator | None = None
+        self._values: Tensor | None = None
+
+    def __call__(self, x: Tensor, p: float, training: bool) -> Tensor | SparseOperator:
+        if x.requires_grad or x.is_sparse or x.numel() == 0:
+            return F.dropout(x, p, training) if p > 0 else x  # gradients w.r.t. x stay exact
+        # Identity plus version counter: a held reference means the memory cannot be reused by
+        # another tensor, and any in-place edit of x bumps its version.
+        if x is not self._x or x._version != self._version:
+            index = x.nonzero().t()
+            self._x, self._version = x, x._version
+            if index.size(1) > x.numel() // 4:
+                self._op = None
+            else:
+                self._values = x[index[0], index[1]]
+                self._op = SparseOperator(index, self._values, tuple(x.shape))
+        if self._op is None:
+            return F.dropout(x, p, training) if p > 0 else x
+        if not training or p <= 0:
+            return self._op
+        keep = torch.rand(self._values.numel(), device=x.device) >= p
+        return self._op.with_values(self._values * keep.to(x.dtype) / (1 - p))
+
+    def __deepcopy__(self, memo: dict) -> SparseInput:
+        return SparseInput()  # CSR tensors cannot be deep-copied; rebuilt on first use
+
+    def clear(self) -> None:
+        self._x = self._op = self._values = None
+        self._version = -1
 
 
 class MGNN(nn.Module):
@@ -102,6 +134,7 @@ class MGNN(nn.Module):
         else:
             self.head = nn.Sequential(nn.Linear(width, out_channels))
         self.cache = MotifCache(cache_size)
+        self.sparse_input = SparseInput()
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -109,6 +142,7 @@ class MGNN(nn.Module):
             if module is not self and hasattr(module, "reset_parameters"):
                 module.reset_parameters()
         self.cache.clear()
+        self.sparse_input.clear()
 
     def motif_inputs(self, data: Any) -> dict[str, Any]:
         """Keyword arguments for :meth:`forward` from a ``Data``/``Batch``: ``motif_adj`` when
@@ -147,7 +181,7 @@ class MGNN(nn.Module):
                 and not any(w.requires_grad for _, w in motif_adj):
             motif_adj = MotifOperator(motif_adj, x.size(0))  # built once for all layers
         if self.task == "node":
-            h = input_dropout(x, self.input_dropout, self.training)
+            h = self.sparse_input(x, self.input_dropout, self.training)
             for conv in self.convs:
                 h = conv(h, edge_index, motif_adj, edge_weight)
                 h = F.dropout(F.relu(h), self.dropout, self.training)

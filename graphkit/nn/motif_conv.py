@@ -44,6 +44,78 @@ def compute_motifs(edge_index: Tensor, num_nodes: int, motifs: Sequence[str], *,
             for index, weight in result.matrices.values()]
 
 
+class _CSRMatMul(torch.autograd.Function):
+    """``A @ X`` for a constant CSR ``A`` whose transpose ``At`` is already built, so the backward
+    (``At @ grad``) never re-sorts ``A`` (torch's sparse backward converts and sorts every call)."""
+
+    @staticmethod
+    def forward(ctx, mat: Tensor, mat_t: Tensor, dense: Tensor) -> Tensor:
+        ctx.mat_t = mat_t
+        return torch.sparse.mm(mat, dense)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        return None, None, torch.sparse.mm(ctx.mat_t, grad)
+
+
+class SparseOperator:
+    """A constant sparse ``[R, C]`` matrix as CSR plus its CSR transpose, for repeated products.
+
+    Args:
+        index: ``[2, nnz]`` (row, col) entries.
+        values: ``[nnz]`` values (detached: no gradient flows into them).
+        shape: ``(R, C)``.
+    """
+
+    def __init__(self, index: Tensor, values: Tensor, shape: tuple[int, int]):
+        rows, cols = shape
+        self.shape = shape
+        index, values = index.long(), values.detach()
+        # Row-major order for A and column-major order for At, each computed once.
+        order = torch.argsort(index[0] * cols + index[1])
+        order_t = torch.argsort(index[1] * rows + index[0])
+        self._order, self._order_t = order, order_t
+        self.matrix = self._csr(index[0][order], index[1][order], values[order], shape)
+        self.matrix_t = self._csr(index[1][order_t], index[0][order_t], values[order_t],
+                                  (cols, rows))
+
+    def with_values(self, values: Tensor) -> SparseOperator:
+        """The same sparsity pattern with new ``values`` (in the original ``index`` order); no
+        sorting, so it is cheap enough to call every epoch (input dropout)."""
+        out = object.__new__(SparseOperator)
+        out.shape, out._order, out._order_t = self.shape, self._order, self._order_t
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            out.matrix = torch.sparse_csr_tensor(
+                self.matrix.crow_indices(), self.matrix.col_indices(), values[self._order],
+                self.shape, check_invariants=False)
+            out.matrix_t = torch.sparse_csr_tensor(
+                self.matrix_t.crow_indices(), self.matrix_t.col_indices(),
+                values[self._order_t], self.shape[::-1], check_invariants=False)
+        return out
+
+    @staticmethod
+    def _csr(row: Tensor, col: Tensor, val: Tensor, shape: tuple[int, int]) -> Tensor:
+        crow = torch.zeros(shape[0] + 1, dtype=torch.long, device=row.device)
+        crow[1:] = torch.cumsum(torch.bincount(row, minlength=shape[0]), 0)
+        with warnings.catch_warnings():  # torch flags sparse CSR as beta
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.sparse_csr_tensor(crow, col, val, shape, check_invariants=False)
+
+    def to(self, device: torch.device, dtype: torch.dtype) -> SparseOperator:
+        if self.matrix.device == device and self.matrix.dtype == dtype:
+            return self
+        out = object.__new__(SparseOperator)
+        out.shape, out._order, out._order_t = self.shape, self._order, self._order_t
+        out.matrix = self.matrix.to(device=device, dtype=dtype)
+        out.matrix_t = self.matrix_t.to(device=device, dtype=dtype)
+        return out
+
+    def __matmul__(self, dense: Tensor) -> Tensor:
+        op = self.to(dense.device, dense.dtype)
+        return _CSRMatMul.apply(op.matrix, op.matrix_t, dense)
+
+
 class MotifOperator:
     """All ``M̂_k`` as one sparse CSR matrix of the *distinct* ones stacked, ``[U * N, N]``.
 
@@ -74,22 +146,37 @@ class MotifOperator:
         cols = torch.cat([i[1] for i, _ in unique]) if unique else rows
         vals = torch.cat([w.detach().float() for _, w in unique]) if unique \
             else torch.empty(0, device=device)
-        with warnings.catch_warnings():  # torch flags sparse CSR as beta
-            warnings.simplefilter("ignore", UserWarning)
-            self.matrix = torch.sparse_coo_tensor(
-                torch.stack([rows, cols]), vals, (max(len(unique), 1) * num_nodes, num_nodes),
-                check_invariants=False).coalesce().to_sparse_csr()
+        self.matrix = SparseOperator(torch.stack([rows, cols]), vals,
+                                     (max(len(unique), 1) * num_nodes, num_nodes))
+        # Normalized base adjacency Â of the graph (set by MotifCache), so that an epoch without
+        # an explanation mask or edge weights skips PyG's gather/scatter and the renormalization.
+        self.base: SparseOperator | None = None
 
     def __call__(self, h0: Tensor) -> Tensor:
         n = h0.size(0)
         if n != self.num_nodes:
             raise GraphError(f"motif_adj: built for {self.num_nodes} nodes, x has {n} rows")
-        mat = self.matrix if self.matrix.device == h0.device else self.matrix.to(h0.device)
-        out = torch.sparse.mm(mat.to(h0.dtype), h0).view(-1, n, h0.size(1))
+        out = (self.matrix @ h0).view(-1, n, h0.size(1))
+        if self.num_unique == self.num_motifs:
+            return out
         return out[self.slots.to(h0.device)]
 
 
 MotifInput = Sequence[tuple[Tensor, Tensor]] | MotifOperator
+
+
+def base_norm(edge_index: Tensor, num_nodes: int, negative: bool,
+              edge_weight: Tensor | None = None, dtype: torch.dtype = torch.float32) -> Tensor:
+    """Per-edge weights of the normalized base adjacency ``Â`` (self-loops weigh 0)."""
+    not_loop = (edge_index[0] != edge_index[1]).to(dtype)
+    base = not_loop if edge_weight is None else edge_weight.to(dtype) * not_loop
+    return normalize_adjacency(edge_index, base, num_nodes, negative)[1]
+
+
+def base_operator(edge_index: Tensor, num_nodes: int, negative: bool) -> SparseOperator:
+    """``Â`` as a :class:`SparseOperator` acting like ``propagate`` (source -> target)."""
+    norm = base_norm(edge_index, num_nodes, negative)
+    return SparseOperator(edge_index.flip(0), norm, (num_nodes, num_nodes))
 
 
 class MotifCache:
@@ -113,6 +200,7 @@ class MotifCache:
             return hit[1]
         value = MotifOperator(compute_motifs(edge_index, num_nodes, motifs, pairs=pairs,
                                              negative=negative), num_nodes)
+        value.base = base_operator(edge_index, num_nodes, negative)
         self._entries[key] = (edge_index.detach().clone(), value)
         while len(self._entries) > self.size:
             self._entries.popitem(last=False)
@@ -120,6 +208,10 @@ class MotifCache:
 
     def clear(self) -> None:
         self._entries.clear()
+
+    def __deepcopy__(self, memo: dict) -> MotifCache:
+        # Sparse CSR tensors cannot be deep-copied; a copy simply starts with an empty cache.
+        return MotifCache(self.size)
 
 
 class MotifConv(MessagePassing):
@@ -212,22 +304,19 @@ class MotifConv(MessagePassing):
         Returns:
             ``[N, len(motifs) * compress_channels]``.
         """
-        n = x.size(0)
+        n = x.shape[0]
         mask = self._mask()
         if mask is not None and mask.numel() != edge_index.size(1):
             raise GraphError(f"edge mask: {mask.numel()} entries for {edge_index.size(1)} edges")
-        not_loop = (edge_index[0] != edge_index[1]).to(x.dtype)
-        base = not_loop if edge_weight is None else edge_weight.to(x.dtype) * not_loop
-        _, norm = normalize_adjacency(edge_index, base, n, self.negative)
-        h, root = self.lin(x).chunk(2, dim=-1)
-        # PyG multiplies these messages by the mask itself (explain_message).
-        h0 = self.propagate(edge_index, x=h, norm=norm) + root + self.bias
-
+        if isinstance(x, SparseOperator):  # sparse input features (see MGNN.forward)
+            h, root = (x @ self.lin.weight.t()).chunk(2, dim=-1)
+        else:
+            h, root = self.lin(x).chunk(2, dim=-1)
         if mask is not None or edge_weight is not None:
-            soft = torch.ones(edge_index.size(1), dtype=x.dtype, device=x.device) \
-                if edge_weight is None else edge_weight.to(x.dtype)
+            soft = torch.ones(edge_index.size(1), dtype=h.dtype, device=h.device) \
+                if edge_weight is None else edge_weight.to(h.dtype)
             if mask is not None:
-                soft = soft * mask.to(x.dtype)
+                soft = soft * mask.to(h.dtype)
             motif_adj = compute_motifs(edge_index, n, self.motifs, edge_weight=soft,
                                        pairs=self.pairs, negative=self.negative)
         elif motif_adj is None:
@@ -236,6 +325,13 @@ class MotifConv(MessagePassing):
         if count != len(self.motifs):
             raise GraphError(f"motif_adj: expected {len(self.motifs)} matrices "
                              f"({', '.join(self.motifs)}), got {count}")
+        base_op = motif_adj.base if isinstance(motif_adj, MotifOperator) else None
+        if mask is None and edge_weight is None and base_op is not None:
+            h0 = base_op @ h + root + self.bias
+        else:
+            norm = base_norm(edge_index, n, self.negative, edge_weight, h.dtype)
+            # PyG multiplies these messages by the mask itself (explain_message).
+            h0 = self.propagate(edge_index, x=h, norm=norm) + root + self.bias
         return self.combine(h0, self.motif_propagate(motif_adj, h0))
 
     def motif_propagate(self, motif_adj: MotifInput, h0: Tensor) -> Tensor:
