@@ -68,6 +68,8 @@ def main(argv: list[str] | None = None) -> None:
         settings["steps"] = args.steps
     seeds = args.seeds if args.seeds is not None else ([0] if args.quick else [0, 1, 2])
     protocol = "quick" if args.quick else "full"
+    if args.steps:
+        protocol += f", {args.steps} steps"
     device = resolve_device(args.device)
     variants = [("CMT-toy + ModalMask", True), ("CMT-toy, no ModalMask", False)]
     if args.only:
