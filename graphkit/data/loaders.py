@@ -146,7 +146,8 @@ def load_dgc(root: Path, name: str, **_: Any) -> Data:
         raise GraphError(f"{name}: missing files; expected {', '.join(str(f) for f in files)} "
                          f"or {archive}")
     try:
-        with opener("feat") as fh:
+        with opener("feat") as fh, np.errstate(over="ignore", invalid="ignore"):
+            # Corrupt values that overflow float32 become inf and are rejected by validate().
             x = torch.from_numpy(np.load(fh).astype(np.float32))
         with opener("label") as fh:
             y = torch.from_numpy(np.load(fh).astype(np.int64)).view(-1)

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from torch_geometric.data import Data
+
 from graphkit.data.paths import cache_dir, data_root
 from graphkit.errors import GraphError
 
@@ -88,7 +90,14 @@ def load(name: str, root: str | os.PathLike | None = None, **kwargs: Any):
     if entry is None:
         from graphkit.data.loaders import load_tu
         return load_tu(resolved, name=name.upper(), **kwargs)
-    return entry.loader(resolved, **kwargs)
+    result = entry.loader(resolved, **kwargs)
+    if isinstance(result, Data):
+        from graphkit.data.validate import validate
+        try:
+            validate(result)
+        except GraphError as exc:  # say which dataset the bad field came from
+            raise GraphError(f"{entry.name}: the loaded graph is invalid: {exc}") from None
+    return result
 
 
 # --------------------------------------------------------------------------------------------
