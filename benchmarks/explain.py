@@ -101,7 +101,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--datasets", nargs="*", default=list(DATASETS))
     parser.add_argument("--explainers", nargs="*", default=list(EXPLAINERS))
-    parser.add_argument("--models", nargs="*", default=["gcn"])
+    parser.add_argument("--models", nargs="*", default=["best"],
+                        help="gcn, gin, mgnn, or best (GCN/GIN by validation accuracy)")
     parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
     parser.add_argument("--nodes", type=int, default=None, help="targets per dataset")
     parser.add_argument("--epochs", type=int, default=500)
@@ -137,7 +138,8 @@ def main(argv: list[str] | None = None) -> None:
                     append_record(out, make_record(
                         name, dataset, f"{protocol}, {model_name}, {args.epochs} epochs", seed,
                         metrics, time.perf_counter() - start, str(res.edge_mask.device),
-                        model=model_name, epochs=args.epochs, nodes=args.nodes))
+                        model=model_name, epochs=args.epochs, nodes=args.nodes,
+                        arch=getattr(model, "_graphkit_info", {}).get("model", model_name)))
     if args.speed:
         speed(args.seeds[0], args.epochs, args.speed_subset, RESULTS / "explain_speed.jsonl")
 

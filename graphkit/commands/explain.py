@@ -35,7 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from graphkit.explain import EXPLAINERS
     parser.add_argument("--dataset", default="ba-shapes", choices=sorted(SETTINGS))
     parser.add_argument("--explainer", default="nseg", choices=EXPLAINERS)
-    parser.add_argument("--model", default="gcn", choices=("gcn", "gin", "mgnn"))
+    parser.add_argument("--model", default="gcn", choices=("gcn", "gin", "mgnn", "best"),
+                        help="best: GCN or GIN, whichever has the higher validation accuracy")
     parser.add_argument("--nodes", type=int, default=None,
                         help="explain this many targets (evenly spaced); default all")
     parser.add_argument("--epochs", type=int, default=500, help="explainer epochs")

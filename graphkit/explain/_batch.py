@@ -14,17 +14,26 @@ and on constant-feature graphs (BA-Shapes) the subgraph prediction differs from 
 carries *context* edges, the in-edges of the L-hop nodes from outside, with their source nodes.
 They always keep weight 1 and are never explained: a message into an L-hop node cannot reach the
 target within L layers, so they only restore the degrees.
+
+Context edges can outnumber the explained ones (BA-Shapes subgraphs end at hubs), so when every
+message-passing layer is a ``GCNConv`` or degree-free (GIN), they are left out and
+:func:`full_degree_norm` instead hands each ``GCNConv`` its normalisation computed from the
+*full-graph* in-degrees of the batch nodes (through the layer's own cache). Inside nodes' degrees
+are unchanged and boundary nodes get their true degree, so the target's output is exactly the
+full-graph one at a fraction of the cost.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch_geometric.nn import MessagePassing
+from torch_geometric.nn import GCNConv, GINConv, GINEConv, MessagePassing
 from torch_geometric.utils import k_hop_subgraph
 
 from graphkit.data.validate import check_edge_index, check_features
@@ -38,6 +47,16 @@ def num_hops(model: torch.nn.Module) -> int:
     if isinstance(declared, int):
         return declared
     return sum(isinstance(m, MessagePassing) for m in model.modules())
+
+
+def degree_exact(model: torch.nn.Module) -> bool:
+    """Whether the target's output can be reproduced without context edges: every
+    message-passing layer is a ``GCNConv`` (given full-graph degrees by
+    :func:`full_degree_norm`) or ignores degrees (GIN), and the model declares no longer reach."""
+    if isinstance(getattr(model, "num_hops", None), int):
+        return False
+    layers = [m for m in model.modules() if isinstance(m, MessagePassing)]
+    return bool(layers) and all(isinstance(m, GCNConv | GINConv | GINEConv) for m in layers)
 
 
 def flow(model: torch.nn.Module) -> str:
@@ -65,6 +84,11 @@ class SubgraphBatch:
         ctx_edge_index: context edges, row 0 indexing ``ctx_x`` and row 1 the batch nodes
             (the other way round for ``flow="target_to_source"``); ``ctx_edge_seg`` their
             instance.
+        in_degree / has_loop: full-graph in-degree (self-loops not counted) and self-loop flag
+            of every batch node, set instead of context edges (see :func:`full_degree_norm`).
+        live: with ``in_degree``, which batch edges can influence their target (those not
+            pointing into an L-hop node); only they enter the forward pass, the others keep
+            their mask entries (shared with their reverse edge under symmetric masks).
     """
 
     x: Tensor
@@ -84,6 +108,9 @@ class SubgraphBatch:
     ctx_edge_index: Tensor | None = None
     ctx_edge_seg: Tensor | None = None
     flow: str = "source_to_target"
+    in_degree: Tensor | None = None
+    has_loop: Tensor | None = None
+    live: Tensor | None = None
 
     @property
     def num_instances(self) -> int:
@@ -98,8 +125,9 @@ class SubgraphBatch:
         copies, n = len(xs), self.x.size(0)
         dev = self.x.device
         offsets = torch.arange(copies, device=dev) * n
-        edge_index = (self.edge_index.unsqueeze(0) + offsets.view(-1, 1, 1)).permute(1, 0, 2)
-        parts, weights, feats = [edge_index.reshape(2, -1)], list(masks), list(xs)
+        if self.live is not None:
+            masks = [m[self.live] for m in masks]
+        parts, weights, feats = [self.stacked_edges(copies)], list(masks), list(xs)
         if self.ctx_edge_index is not None and self.ctx_edge_index.size(1) > 0:
             assert self.ctx_x is not None
             nc = self.ctx_x.size(0)
@@ -120,6 +148,13 @@ class SubgraphBatch:
             rows = self.out_pos.unsqueeze(0) + offsets.view(-1, 1)
         return torch.cat(feats, 0), torch.cat(parts, 1), torch.cat(weights), kwargs, rows
 
+    def stacked_edges(self, copies: int) -> Tensor:
+        """Edges of ``copies`` stacked copies of the batch (no context edges)."""
+        offsets = torch.arange(copies, device=self.x.device) * self.x.size(0)
+        ei = self.edge_index if self.live is None else self.edge_index[:, self.live]
+        edge_index = (ei.unsqueeze(0) + offsets.view(-1, 1, 1)).permute(1, 0, 2)
+        return edge_index.reshape(2, -1)
+
     def slice(self, lo: int, hi: int) -> SubgraphBatch:
         """Instances ``lo..hi-1`` as their own batch."""
         nsel = (self.node_seg >= lo) & (self.node_seg < hi)
@@ -131,6 +166,9 @@ class SubgraphBatch:
             node_seg=self.node_seg[nsel] - lo, edge_seg=self.edge_seg[esel] - lo,
             out_pos=None, index=self.index[lo:hi], task_level=self.task_level,
             kwargs=self.kwargs, flow=self.flow)  # type: ignore[arg-type]
+        if self.in_degree is not None and self.has_loop is not None:
+            sub.in_degree, sub.has_loop = self.in_degree[nsel], self.has_loop[nsel]
+            sub.live = None if self.live is None else self.live[esel]
         if self.ctx_edge_index is not None:
             assert self.ctx_x is not None and self.ctx_seg is not None
             assert self.ctx_ids is not None and self.ctx_edge_seg is not None
@@ -219,6 +257,8 @@ def build_batch(model: torch.nn.Module, x: Tensor, edge_index: Tensor, index: An
     inside = torch.zeros(num_nodes, dtype=torch.bool, device=dev)
     relabel = torch.full((num_nodes,), -1, dtype=torch.long, device=dev)
     ctx_offset = 0
+    exact = degree_exact(model)
+    live: list[Tensor] = []
     for i, t in enumerate(idx.tolist()):
         subset, sub_ei, mapping, emask = k_hop_subgraph(t, hops, edge_index, relabel_nodes=True,
                                                         num_nodes=num_nodes, flow=direction)
@@ -228,6 +268,15 @@ def build_batch(model: torch.nn.Module, x: Tensor, edge_index: Tensor, index: An
         node_seg.append(torch.full_like(subset, i))
         edge_seg.append(torch.full((sub_ei.size(1),), i, dtype=torch.long, device=dev))
         out_pos.append(mapping + offset)
+        if exact:
+            # an edge into an L-hop node cannot reach the target within L layers; with
+            # full-graph degrees it is not needed at all, so it is left out of the forward pass
+            inner = torch.zeros(num_nodes, dtype=torch.bool, device=dev)
+            inner[k_hop_subgraph(t, hops - 1, edge_index, num_nodes=num_nodes,
+                                 flow=direction)[0] if hops > 0 else t] = True
+            live.append(inner[edge_index[dst][emask]])
+            offset += subset.numel()
+            continue
         # context: in-edges of subgraph nodes from outside (they restore the degrees)
         inside[subset] = True
         cmask = inside[edge_index[dst]] & ~inside[edge_index[src]]
@@ -245,6 +294,18 @@ def build_batch(model: torch.nn.Module, x: Tensor, edge_index: Tensor, index: An
         offset += subset.numel()
         ctx_offset += cnodes.numel()
     nid = torch.cat(node_ids)
+    if exact:
+        loop = edge_index[0] == edge_index[1]
+        deg = torch.zeros(num_nodes, device=dev).index_add_(
+            0, edge_index[dst][~loop], torch.ones(int((~loop).sum()), device=dev))
+        has_loop = torch.zeros(num_nodes, dtype=torch.bool, device=dev)
+        has_loop[edge_index[0][loop]] = True
+        return SubgraphBatch(x=x[nid], edge_index=torch.cat(parts, 1), node_ids=nid,
+                             edge_ids=torch.cat(edge_ids), node_seg=torch.cat(node_seg),
+                             edge_seg=torch.cat(edge_seg), out_pos=torch.cat(out_pos),
+                             index=idx, task_level="node", kwargs=kwargs, flow=direction,
+                             in_degree=deg[nid].to(x.dtype), has_loop=has_loop[nid],
+                             live=torch.cat(live))
     cid = torch.cat(ctx_ids)
     return SubgraphBatch(x=x[nid], edge_index=torch.cat(parts, 1), node_ids=nid,
                          edge_ids=torch.cat(edge_ids), node_seg=torch.cat(node_seg),
@@ -252,6 +313,44 @@ def build_batch(model: torch.nn.Module, x: Tensor, edge_index: Tensor, index: An
                          task_level="node", kwargs=kwargs, ctx_x=x[cid], ctx_ids=cid,
                          ctx_seg=torch.cat(ctx_seg), ctx_edge_index=torch.cat(ctx_parts, 1),
                          ctx_edge_seg=torch.cat(ctx_eseg), flow=direction)
+
+
+@contextmanager
+def full_degree_norm(model: torch.nn.Module, sub: SubgraphBatch, copies: int
+                     ) -> Iterator[None]:
+    """While active, every normalising ``GCNConv`` of ``model`` uses, for ``copies`` stacked
+    copies of ``sub`` (:meth:`SubgraphBatch.replicate`), the normalisation ``gcn_norm`` would
+    compute on the full graph, via the layer's cache; outside it the layers are restored. Without
+    ``sub.in_degree`` (context-edge batches, graph tasks) the layers just cache their own
+    normalisation, which is safe because the stacked edges do not change during the run."""
+    layers = [m for m in model.modules() if isinstance(m, GCNConv) and m.normalize]
+    saved = [(m.cached, m._cached_edge_index, m._cached_adj_t) for m in layers]
+    for m in layers:
+        m.cached, m._cached_edge_index, m._cached_adj_t = True, None, None
+    try:
+        if sub.in_degree is not None and sub.has_loop is not None and layers:
+            ei = sub.stacked_edges(copies)
+            n = sub.x.size(0) * copies
+            deg_nl, loop = sub.in_degree.repeat(copies), sub.has_loop.repeat(copies)
+            keep = ei[0] != ei[1]
+            for m in layers:
+                if m.add_self_loops:
+                    # add_remaining_self_loops keeps an existing loop's weight (1), else fill
+                    loop_w = torch.where(loop, 1.0, 2.0 if m.improved else 1.0).to(deg_nl)
+                    dis = (deg_nl + loop_w).pow(-0.5)
+                    e = ei[:, keep]
+                    loops = torch.arange(n, device=ei.device)
+                    m._cached_edge_index = (
+                        torch.cat([e, loops.expand(2, -1)], 1),
+                        torch.cat([dis[e[0]] * dis[e[1]], loop_w * dis * dis]))
+                else:
+                    dis = (deg_nl + loop.to(deg_nl)).pow(-0.5)
+                    dis = dis.masked_fill(torch.isinf(dis), 0.0)
+                    m._cached_edge_index = (ei, dis[ei[0]] * dis[ei[1]])
+        yield
+    finally:
+        for m, (flag, cache, adj) in zip(layers, saved, strict=True):
+            m.cached, m._cached_edge_index, m._cached_adj_t = flag, cache, adj
 
 
 @dataclass

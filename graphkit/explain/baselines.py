@@ -27,6 +27,7 @@ from graphkit.explain._batch import (
     build_batch,
     check_output,
     class_prob,
+    full_degree_norm,
     predicted_class,
 )
 from graphkit.explain.nseg import NSEG
@@ -65,7 +66,8 @@ def explain_saliency(model: torch.nn.Module, x: Tensor, edge_index: Tensor, inde
     x_all, ei_all, w_all, kw, rows = sub.replicate([sub.x], [weight])
     set_masks(model, w_all, ei_all, apply_sigmoid=False)
     try:
-        out = model(x_all, ei_all, **kw)
+        with full_degree_norm(model, sub, 1):
+            out = model(x_all, ei_all, **kw)
         class_prob(out[rows], tgt, "raw", False).sum().backward()
     finally:
         clear_masks(model)

@@ -17,7 +17,7 @@ from torch import Tensor
 from torch_geometric.explain.algorithm.utils import clear_masks, set_masks
 
 from graphkit.errors import GraphError
-from graphkit.explain._batch import BatchExplanation, predicted_class
+from graphkit.explain._batch import BatchExplanation, full_degree_norm, predicted_class
 
 
 def fns(pn: float, ps: float) -> float:
@@ -85,7 +85,8 @@ def necessity_sufficiency(model: torch.nn.Module, res: BatchExplanation, *, kind
     try:
         x_all, ei_all, w_all, kw, rows = sub.replicate([x_pn, x_ps], [1 - hard_e, hard_e])
         set_masks(model, w_all, ei_all, apply_sigmoid=False)
-        out = model(x_all, ei_all, **kw)
+        with full_degree_norm(model, sub, 2):
+            out = model(x_all, ei_all, **kw)
     finally:
         clear_masks(model)
         model.train(was_training)

@@ -34,6 +34,7 @@ from graphkit.explain._batch import (
     check_output,
     class_log_prob,
     class_prob,
+    full_degree_norm,
     predicted_class,
 )
 
@@ -322,18 +323,14 @@ class NSEG(ExplainerAlgorithm):
                 return torch.zeros(shape, device=dev)
             return (torch.rand(shape, generator=gen, device=dev) * 2 - 1) * self.epsilon
 
-        # The stacked edge_index is the same in every epoch, so layers that can cache their edge
-        # normalisation (GCNConv's ``cached``) may do so for this run only; masks act after it.
-        cacheable = [m for m in model.modules() if hasattr(m, "_cached_edge_index")]
-        saved = [m.cached for m in cacheable]
-        for m in cacheable:
-            m.cached, m._cached_edge_index, m._cached_adj_t = True, None, None
+        # The stacked edges are the same in every epoch, so GCN layers use one cached
+        # normalisation (full-graph degrees) for the whole run; masks act after it.
+        copies = 1 + self.samples * (3 if m_f is not None and use_e else 1)
         try:
-            self._loop(model, sub, tgt, x_cf, rtype, binary, use_e, m_e, m_f, opt, noise,
-                       e_count, n_count, pair)
+            with full_degree_norm(model, sub, copies):
+                self._loop(model, sub, tgt, x_cf, rtype, binary, use_e, m_e, m_f, opt, noise,
+                           e_count, n_count, pair)
         finally:
-            for m, flag in zip(cacheable, saved, strict=True):
-                m.cached, m._cached_edge_index, m._cached_adj_t = flag, None, None
             clear_masks(model)
         ones = torch.ones(sub.edge_index.size(1), device=dev)
         edge_mask = _edge_weights(m_e.detach(), pair) if m_e is not None else ones

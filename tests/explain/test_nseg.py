@@ -190,25 +190,37 @@ def test_graph_level_and_bad_inputs(ba):
         NSEG(objective="both")
 
 
-def test_subgraph_with_context_reproduces_full_graph_gcn():
+@pytest.mark.parametrize("mode", ["degrees", "context"])
+def test_subgraph_with_context_reproduces_full_graph_gcn(mode):
     # Regression: the bare L-hop subgraph shrinks boundary degrees, so a GCN on constant
     # features predicted another class there (p(yhat) 0.94 on the graph, 0.008 on the subgraph)
-    # and NSEG explained the wrong prediction. Context edges restore the degrees exactly.
+    # and NSEG explained the wrong prediction. Full-graph degrees (GCN/GIN models) or context
+    # edges (any other model) restore them exactly.
     from graphkit.explain import build_batch
+    from graphkit.explain._batch import full_degree_norm
     data = load("ba-shapes")
     torch.manual_seed(0)
     model = ExplainedGNN(data.num_features, 4, hidden=8, conv="gcn").eval()
     with torch.no_grad():
         full = model(data.x, data.edge_index)
+    if mode == "context":
+        model.num_hops = 3  # a declared reach: the generic (context-edge) path
     idx = _targets()
     sub = build_batch(model, data.x, data.edge_index, idx, task_level="node")
     part = sub.slice(2, 5)
     for b, sel in ((sub, idx), (part, idx[2:5])):
-        x_all, ei_all, w_all, kw, rows = b.replicate([b.x], [torch.ones(b.edge_index.size(1))])
-        with torch.no_grad():
-            out = model(x_all, ei_all)
-        assert torch.allclose(out[rows[0]], full[sel], atol=1e-5)
-    assert sub.ctx_edge_index.size(1) > 0
+        for copies in (1, 3):
+            x_all, ei_all, w_all, kw, rows = b.replicate(
+                [b.x] * copies, [torch.ones(b.edge_index.size(1))] * copies)
+            with torch.no_grad(), full_degree_norm(model, b, copies):
+                out = model(x_all, ei_all)
+            for c in range(copies):
+                assert torch.allclose(out[rows[c]], full[sel], atol=1e-5)
+    if mode == "context":
+        assert sub.ctx_edge_index.size(1) > 0
+    else:
+        assert sub.ctx_edge_index is None and sub.in_degree is not None
+        assert all(m._cached_edge_index is None and not m.cached for m in model.convs)
 
 
 def test_log_scale_and_symmetric_masks():
@@ -235,3 +247,12 @@ def test_log_scale_and_symmetric_masks():
     assert loose.edge_mask.numel() == res.sub.edge_seg.eq(0).sum()
     with pytest.raises(GraphError, match="scale"):
         NSEG(scale="linear")
+
+
+def test_best_model_is_chosen_on_validation_accuracy():
+    data = load("tree-cycles")
+    model, info = train_node_model(data, "best", seed=0, epochs=15, device="cpu")
+    vals = info["candidates_val_acc"]
+    assert set(vals) == {"gcn", "gin"} and info["val_acc"] == max(vals.values())
+    assert info["model"] == ("gcn" if vals["gcn"] >= vals["gin"] else "gin")
+    assert model.conv_type == info["model"]
