@@ -32,6 +32,13 @@ DIGITS = ("digits cnn 32-64, AdamW 3e-3 onecycle 40 ep bs128; prune 25% of conv0
 RESNET56_RATIOS = (0.4375, 0.5, 0.625)
 
 
+
+def size_metrics(rep) -> dict[str, float]:
+    """The size figures of a pruning report, as benchmark metrics."""
+    return {"params_before": rep.params_before, "params_after": rep.params_after,
+            "macs_before_M": rep.macs_before / 1e6, "macs_after_M": rep.macs_after / 1e6,
+            "params_reduction": rep.params_reduction, "macs_reduction": rep.macs_reduction}
+
 def digits(seed: int, device: torch.device) -> None:
     x_tr, y_tr, x_te, y_te = load_digits_tensors(seed=seed)
     torch.manual_seed(seed)
@@ -79,25 +86,14 @@ def compression(device: torch.device) -> None:
     _, rep = qsfm.prune(model, torch.randn(16, 3, 32, 32), ratio=ratios)
     append_record(OUT, make_record("qsfm", "resnet56-cifar-shape", "random init, per-stage "
                                    f"inner-conv ratios {RESNET56_RATIOS}; paper: -48.7% FLOPs, "
-                                   "-57.9% params", 0, {
-                                       "params_before": rep.params_before,
-                                       "params_after": rep.params_after,
-                                       "macs_before_M": rep.macs_before / 1e6,
-                                       "macs_after_M": rep.macs_after / 1e6,
-                                       "params_reduction": rep.params_reduction,
-                                       "macs_reduction": rep.macs_reduction},
+                                   "-57.9% params", 0, size_metrics(rep),
                                    time.perf_counter() - start, device))
     model = qsfm.mobilenet_v2().to(device)
     start = time.perf_counter()
     _, rep = qsfm.prune(model, torch.randn(4, 3, 224, 224), ratio=0.3)
     append_record(OUT, make_record("qsfm", "mobilenetv2-imagenet-shape", "random init, 30% of "
-                                   "every expanded block at the depthwise output", 0, {
-                                       "params_before": rep.params_before,
-                                       "params_after": rep.params_after,
-                                       "macs_before_M": rep.macs_before / 1e6,
-                                       "macs_after_M": rep.macs_after / 1e6,
-                                       "params_reduction": rep.params_reduction,
-                                       "macs_reduction": rep.macs_reduction},
+                                   "every expanded block at the depthwise output", 0,
+                                   size_metrics(rep),
                                    time.perf_counter() - start, device))
 
 
