@@ -49,6 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", default=None, help="append one JSONL record per seed/fold")
     parser.add_argument("--resume", action="store_true", help="skip seeds already in --out")
+    parser.add_argument("--patience", type=int, default=None,
+                        help="node tasks: stop after this many epochs without a better "
+                             "validation accuracy (records get protocol '<protocol>-es')")
 
 
 # --------------------------------------------------------------------------------------------
@@ -144,13 +147,47 @@ def run_graph_fold(model: nn.Module, graphs: list, train_idx: np.ndarray, val_id
             "seconds": time.perf_counter() - start}
 
 
+def fit_node_early_stopping(model: nn.Module, data: Any, epochs: int, lr: float,
+                            weight_decay: float, patience: int,
+                            device: torch.device) -> dict[str, Any]:
+    """Full-batch node training with Adam; stops after ``patience`` epochs without a better
+    validation accuracy (ties: lower validation loss) and reads the test accuracy at the best
+    validation epoch (the reference code selects on validation accuracy)."""
+    model, data = model.to(device), data.to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    best, best_epoch, test_acc = (-1.0, float("inf")), -1, float("nan")
+    start = time.perf_counter()
+    epoch = 0
+    for epoch in range(epochs):
+        model.train()
+        opt.zero_grad()
+        out = model(data.x, data.edge_index)
+        F.cross_entropy(out[data.train_mask], data.y[data.train_mask]).backward()
+        opt.step()
+        model.eval()
+        with torch.no_grad():
+            out = model(data.x, data.edge_index)
+            pred = out.argmax(-1)
+            val_acc = float((pred[data.val_mask] == data.y[data.val_mask]).float().mean())
+            val_loss = float(F.cross_entropy(out[data.val_mask], data.y[data.val_mask]))
+        if (val_acc, -val_loss) > (best[0], -best[1]):
+            best, best_epoch = (val_acc, val_loss), epoch
+            test_acc = float((pred[data.test_mask] == data.y[data.test_mask]).float().mean())
+        elif epoch - best_epoch >= patience:
+            break
+    return {"test_acc": test_acc, "val_acc": best[0], "best_epoch": best_epoch,
+            "epochs_run": epoch + 1, "seconds": time.perf_counter() - start}
+
+
 def run_protocol(dataset_name: str, protocol: str | None = None, model_name: str = "mgnn",
                  seeds: int = 10, epochs: int | None = None, hidden: int | None = None,
                  root: str | None = None, device: str = "auto", out: str | None = None,
                  resume: bool = False, log: Any = None,
-                 load_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+                 load_kwargs: dict[str, Any] | None = None,
+                 patience: int | None = None) -> dict[str, Any]:
     """Run one (model, dataset, protocol) and return per-seed accuracies and their summary
-    (``load_kwargs`` go to :func:`graphkit.data.load`, e.g. ``num_graphs`` for synthetic sets)."""
+    (``load_kwargs`` go to :func:`graphkit.data.load`, e.g. ``num_graphs`` for synthetic sets;
+    ``patience`` turns on early stopping for node tasks, recorded as protocol ``<protocol>-es``)."""
     from graphkit.data import AddMotifAdjacency, load, public_split, random_split, spec
     from graphkit.data.splits import stratified_kfold
     from graphkit.errors import GraphError
@@ -168,11 +205,14 @@ def run_protocol(dataset_name: str, protocol: str | None = None, model_name: str
         raise GraphError(f"seeds: expected a positive int, got {seeds!r}")
     dev = resolve_device(device)
     method = "MGNN" if model_name == "mgnn" else f"PyG-{model_name.upper()}"
+    if patience is not None and (not isinstance(patience, int) or patience < 1):
+        raise GraphError(f"patience: expected a positive int, got {patience!r}")
+    label = f"{protocol}-es" if patience and kind == "node" else protocol
     ds_label = entry.name if entry else dataset_name
     done: set[int] = set()
     if out and resume:
         from benchmarks.harness import done_seeds
-        done = done_seeds(out, method=method, dataset=ds_label, protocol=protocol)
+        done = done_seeds(out, method=method, dataset=ds_label, protocol=label)
     results: list[dict[str, Any]] = []
     data = load(dataset_name, root=root, **(load_kwargs or {}))
     start = time.perf_counter()
@@ -200,7 +240,10 @@ def run_protocol(dataset_name: str, protocol: str | None = None, model_name: str
                 else public_split(data)
             model = build_model(model_name, data.num_features, int(data.y.max()) + 1, "node",
                                 hidden, **cfg)
-            res = fit_node(model, split, epochs=epochs, lr=lr, weight_decay=wd, device=dev)
+            if patience:
+                res = fit_node_early_stopping(model, split, epochs, lr, wd, patience, dev)
+            else:
+                res = fit_node(model, split, epochs=epochs, lr=lr, weight_decay=wd, device=dev)
         else:
             test_idx = folds[seed][1]
             val_idx = folds[seed - 1][1]
@@ -216,14 +259,16 @@ def run_protocol(dataset_name: str, protocol: str | None = None, model_name: str
                 f"({res['seconds']:.1f} s)")
         if out:
             from benchmarks.harness import append_record, make_record
+            extra = {"patience": patience, "epochs_run": res["epochs_run"]} \
+                if "epochs_run" in res else {}
             append_record(out, make_record(
-                method, ds_label, protocol, seed,
+                method, ds_label, label, seed,
                 {"acc": res["test_acc"], "best_epoch": res["best_epoch"]}, res["seconds"], dev,
-                epochs=epochs, lr=lr, weight_decay=wd, hidden=hidden))
+                epochs=epochs, lr=lr, weight_decay=wd, hidden=hidden, **extra))
     accs = [r["test_acc"] for r in results]
     mean = float(np.mean(accs)) if accs else float("nan")
     std = float(np.std(accs)) if accs else float("nan")
-    return {"dataset": ds_label, "protocol": protocol, "model": method, "acc_mean": mean,
+    return {"dataset": ds_label, "protocol": label, "model": method, "acc_mean": mean,
             "acc_std": std, "seeds": [r["seed"] for r in results], "epochs": epochs,
             "seconds": round(time.perf_counter() - start, 2), "skipped_seeds": sorted(done)}
 
@@ -231,7 +276,8 @@ def run_protocol(dataset_name: str, protocol: str | None = None, model_name: str
 def run(args: argparse.Namespace) -> dict[str, Any]:
     log = None if args.json else print
     result = run_protocol(args.dataset, args.protocol, args.model, args.seeds, args.epochs,
-                          args.hidden, args.root, args.device, args.out, args.resume, log)
+                          args.hidden, args.root, args.device, args.out, args.resume, log,
+                          patience=args.patience)
     if not args.json:
         print(f"{result['model']} on {result['dataset']} ({result['protocol']}): "
               f"{result['acc_mean']:.4f} ± {result['acc_std']:.4f} over {len(result['seeds'])} "
