@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     seeds = list(range(args.seed, args.seed + args.seeds))
     done: set[int] = set()
     if args.out and args.resume:
-        from benchmarks.harness import done_seeds
+        from graphkit.records import done_seeds
         done = done_seeds(args.out, method="ccgc", dataset=args.dataset, protocol=args.protocol)
     per_seed, seconds, files = [], [], []
     for seed in seeds:
@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             print(f"seed {seed}: " + "  ".join(f"{n} {100 * m[n]:.2f}" for n in METRICS)
                   + f"  ({res['seconds']:.1f} s)")
         if args.out:
-            from benchmarks.harness import append_record, make_record
+            from graphkit.records import append_record, make_record
             append_record(args.out, make_record(
                 "ccgc", args.dataset, args.protocol, seed,
                 {n: 100 * v for n, v in res["metrics"].items()}, res["seconds"],

@@ -152,9 +152,9 @@ def plot_explanation(res: Any, data: Any, path: str | Path, instance: int = 0,
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from benchmarks.harness import append_record, done_seeds, make_record, read_records
     from graphkit.cli import print_table
     from graphkit.errors import GraphError
+    from graphkit.records import append_record, done_seeds, make_record, read_records
     if args.resume and not args.out:
         raise GraphError("--resume: needs --out FILE.jsonl")
     match = {"method": args.explainer, "dataset": args.dataset, "model": args.model}
