@@ -211,7 +211,7 @@ def run_protocol(dataset_name: str, protocol: str | None = None, model_name: str
     ds_label = entry.name if entry else dataset_name
     done: set[int] = set()
     if out and resume:
-        from benchmarks.harness import done_seeds
+        from graphkit.records import done_seeds
         done = done_seeds(out, method=method, dataset=ds_label, protocol=label)
     results: list[dict[str, Any]] = []
     data = load(dataset_name, root=root, **(load_kwargs or {}))
@@ -258,7 +258,7 @@ def run_protocol(dataset_name: str, protocol: str | None = None, model_name: str
             log(f"{method} {ds_label} {protocol} seed {seed}: test acc {res['test_acc']:.4f} "
                 f"({res['seconds']:.1f} s)")
         if out:
-            from benchmarks.harness import append_record, make_record
+            from graphkit.records import append_record, make_record
             extra = {"patience": patience, "epochs_run": res["epochs_run"]} \
                 if "epochs_run" in res else {}
             append_record(out, make_record(
