@@ -95,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # an internal failure: one line, exit 1
         print(f"graphkit {args.command}: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_FAILURE
-    if args.json:
+    if args.json and result is not None:  # None: a non-leading torchrun rank
         print(json.dumps(result, default=_json_default))
     return 0
 

@@ -49,6 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", default=None, help="append one JSONL record per seed/fold")
     parser.add_argument("--resume", action="store_true", help="skip seeds already in --out")
+    parser.add_argument("--distributed", action="store_true",
+                        help="graph datasets: train each fold with DDP; launch with torchrun "
+                             "--nproc-per-node N -m graphkit mgnn ... --distributed")
     parser.add_argument("--patience", type=int, default=None,
                         help="node tasks: stop after this many epochs without a better "
                              "validation accuracy (records get protocol '<protocol>-es')")
@@ -106,45 +109,20 @@ def _graph_features(dataset: Any) -> list:
 def run_graph_fold(model: nn.Module, graphs: list, train_idx: np.ndarray, val_idx: np.ndarray,
                    test_idx: np.ndarray, epochs: int, lr: float, weight_decay: float,
                    batch_size: int, device: torch.device, seed: int) -> dict[str, Any]:
-    """Train on ``train_idx``; return the test accuracy at the epoch of lowest validation loss."""
-    from torch_geometric.loader import DataLoader
-    model = model.to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    gen = torch.Generator().manual_seed(seed)
-    train = DataLoader([graphs[i] for i in train_idx], batch_size, shuffle=True, generator=gen)
-    val = DataLoader([graphs[i] for i in val_idx], batch_size)
-    test = DataLoader([graphs[i] for i in test_idx], batch_size)
+    """Train on ``train_idx``; return the test accuracy at the epoch of lowest validation loss.
 
-    def forward(batch):
-        kw = model.motif_inputs(batch) if hasattr(model, "motif_inputs") else {}
-        return model(batch.x, batch.edge_index, batch.batch, **kw)
+    Runs :func:`graphkit.nn.train_graph.fit_graph`, so under ``torchrun`` the fold trains with DDP.
+    """
+    from graphkit.nn.train_graph import fit_graph
 
-    @torch.no_grad()
-    def evaluate(loader) -> tuple[float, float]:
-        model.eval()
-        loss = correct = total = 0.0
-        for batch in loader:
-            batch = batch.to(device)
-            out = forward(batch)
-            loss += float(F.cross_entropy(out, batch.y, reduction="sum"))
-            correct += int((out.argmax(-1) == batch.y).sum())
-            total += batch.num_graphs
-        return loss / total, correct / total
+    def forward(net: nn.Module, batch: Any) -> torch.Tensor:
+        inner = getattr(net, "module", net)  # DDP wraps the model
+        kw = inner.motif_inputs(batch) if hasattr(inner, "motif_inputs") else {}
+        return net(batch.x, batch.edge_index, batch.batch, **kw)
 
-    best = (float("inf"), 0.0, -1)
-    start = time.perf_counter()
-    for epoch in range(epochs):
-        model.train()
-        for batch in train:
-            batch = batch.to(device)
-            opt.zero_grad()
-            F.cross_entropy(forward(batch), batch.y).backward()
-            opt.step()
-        val_loss, _ = evaluate(val)
-        if val_loss < best[0]:
-            best = (val_loss, evaluate(test)[1], epoch)
-    return {"test_acc": best[1], "val_loss": best[0], "best_epoch": best[2],
-            "seconds": time.perf_counter() - start}
+    return fit_graph(model, graphs, train_idx.tolist(), val_idx.tolist(), test_idx.tolist(),
+                     epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                     seed=seed, device=device, forward=forward, select="val_loss")
 
 
 def fit_node_early_stopping(model: nn.Module, data: Any, epochs: int, lr: float,
@@ -273,11 +251,30 @@ def run_protocol(dataset_name: str, protocol: str | None = None, model_name: str
             "seconds": round(time.perf_counter() - start, 2), "skipped_seeds": sorted(done)}
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def run(args: argparse.Namespace) -> dict[str, Any] | None:
+    import contextlib
+
+    from graphkit import distributed as gdist
+    from graphkit.data import spec
+    from graphkit.errors import GraphError
     log = None if args.json else print
-    result = run_protocol(args.dataset, args.protocol, args.model, args.seeds, args.epochs,
-                          args.hidden, args.root, args.device, args.out, args.resume, log,
-                          patience=args.patience)
+    group = contextlib.nullcontext()
+    if args.distributed:
+        entry = spec(args.dataset)
+        if entry is not None and entry.kind == "node":
+            raise GraphError("--distributed: only graph-classification datasets train with DDP "
+                             f"({args.dataset!r} is a single graph)")
+        if not gdist.launched():
+            raise GraphError("--distributed: launch with torchrun --nproc-per-node N "
+                             "-m graphkit mgnn ... --distributed")
+        group = gdist.process_group()
+    with group:
+        lead = gdist.rank() == 0  # one rank writes records and prints
+        result = run_protocol(args.dataset, args.protocol, args.model, args.seeds, args.epochs,
+                              args.hidden, args.root, args.device, args.out if lead else None,
+                              args.resume, log if lead else None, patience=args.patience)
+    if not lead:
+        return None
     if not args.json:
         print(f"{result['model']} on {result['dataset']} ({result['protocol']}): "
               f"{result['acc_mean']:.4f} ± {result['acc_std']:.4f} over {len(result['seeds'])} "

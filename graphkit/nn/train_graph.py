@@ -110,7 +110,7 @@ def fit_graph(model: torch.nn.Module, dataset: Sequence[Data], train_idx: Sequen
             loss = F.cross_entropy(forward(net, batch), batch.y.view(-1))
             loss.backward()
             opt.step()
-            last_loss = float(loss)
+            last_loss = float(loss.detach())
         val_loss, val_acc = evaluate(model, dataset, list(val_idx), dev, forward)
         key = (val_loss,) if select == "val_loss" else (-val_acc, val_loss)
         if best_key is None or key < best_key:

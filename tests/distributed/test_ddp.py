@@ -1,6 +1,7 @@
 """torchrun --standalone --nproc-per-node 2 on CPU (gloo): ranks end identical and match one
 process."""
 
+import json
 import os
 import subprocess
 import sys
@@ -46,3 +47,25 @@ def test_graph_classification_ddp_matches_single_process(data_root, tmp_path):
     assert ranks[0]["result"]["world_size"] == 2
     assert ranks[0]["result"]["best_epoch"] == ref["result"]["best_epoch"]
     assert abs(ranks[0]["result"]["test_acc"] - ref["result"]["test_acc"]) < 1e-6
+
+
+@pytest.mark.slow
+def test_mgnn_cli_distributed_matches_single_process(data_root):
+    args = ["mgnn", "--dataset", "mutag", "--seeds", "1", "--epochs", "3", "--json",
+            "--root", str(data_root)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    single = subprocess.run([sys.executable, "-m", "graphkit", *args], capture_output=True,
+                            text=True, cwd=REPO, env=env, timeout=600)
+    assert single.returncode == 0, single.stderr[-2000:]
+    multi = torchrun(2, "graphkit", *args, "--distributed")
+    assert multi.returncode == 0, multi.stderr[-3000:]
+    lines = [line for line in multi.stdout.splitlines() if line.strip()]
+    assert len(lines) == 1, "only rank 0 prints"
+    a, b = json.loads(single.stdout), json.loads(lines[0])
+    assert abs(a["acc_mean"] - b["acc_mean"]) < 1e-6 and a["seeds"] == b["seeds"]
+
+
+def test_distributed_flag_needs_torchrun_and_a_graph_dataset():
+    from graphkit.cli import main
+    assert main(["mgnn", "--dataset", "mutag", "--distributed"]) == 2
+    assert main(["mgnn", "--dataset", "karate", "--distributed"]) == 2
