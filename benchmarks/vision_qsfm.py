@@ -2,7 +2,13 @@
 ResNet-56 / MobileNetV2 compression counts.
 
 Usage: ``python -m benchmarks.vision_qsfm [--quick] [--seeds 0 1 2]``; records go to
-``benchmarks/results/vision_qsfm.jsonl``. The paper's CIFAR-10 accuracy (0.54% top-1 loss on
+``benchmarks/results/vision_qsfm.jsonl``.
+
+Recipe rule (no test labels, no pruning outcomes): each recipe of ``RECIPES`` trains the unpruned
+CNN on seed 0's training part; the one with the best unpruned *validation* accuracy (20% of the
+training part, held out) wins, ties to the earlier one. Test accuracies are only measured after.
+
+The paper's CIFAR-10 accuracy (0.54% top-1 loss on
 ResNet-56) cannot be checked offline (no CIFAR, no trained weights): only its compression ratios
 are reproduced, on randomly initialised networks.
 """
@@ -14,21 +20,30 @@ import time
 
 import torch
 
-from benchmarks.harness import RESULTS, append_record, make_record
+from benchmarks.harness import RESULTS, append_record, drop_records, make_record
 from graphkit.runtime import resolve_device
 from graphkit.vision import qsfm
 from graphkit.vision.cnn_zoo import (
     accuracy,
     digits_cnn,
     fit_classifier,
-    load_digits_tensors,
+    load_digits_splits,
     plant_duplicates,
 )
 
 OUT = RESULTS / "vision_qsfm.jsonl"
-TRAIN = dict(epochs=40, lr=3e-3, batch_size=128, schedule="onecycle")
-DIGITS = ("digits cnn 32-64, AdamW 3e-3 onecycle 40 ep bs128; prune 25% of conv0, no fine-tune, "
-          "calib 256 train images; 70/30 split")
+# a small grid fixed before looking at any result; the first is fit_classifier's default
+RECIPES = {
+    "adamw3e-3-onecycle-20ep-bs64": dict(epochs=20, lr=3e-3, batch_size=64, schedule="onecycle"),
+    "adamw1e-3-constant-20ep-bs64": dict(epochs=20, lr=1e-3, batch_size=64, schedule="constant"),
+    "adamw3e-3-onecycle-40ep-bs128": dict(epochs=40, lr=3e-3, batch_size=128,
+                                          schedule="onecycle"),
+}
+SELECT = "recipe grid on seed 0: train on 80% of the training part, unpruned val acc on 20%"
+PROTOCOL = ("digits cnn 32-64, recipe {} (best val acc of a 3-recipe grid); prune 25% of conv0, "
+            "no fine-tune, calib 256 train images; 70/30 train/test, 20% of train held out as val")
+OLD = ("digits cnn 32-64, AdamW 3e-3 onecycle 40 ep bs128; prune 25% of conv0, no fine-tune, "
+       "calib 256 train images; 70/30 split")  # superseded: recipe picked with test accuracy
 RESNET56_RATIOS = (0.4375, 0.5, 0.625)
 
 
@@ -39,15 +54,35 @@ def size_metrics(rep) -> dict[str, float]:
             "macs_before_M": rep.macs_before / 1e6, "macs_after_M": rep.macs_after / 1e6,
             "params_reduction": rep.params_reduction, "macs_reduction": rep.macs_reduction}
 
-def digits(seed: int, device: torch.device) -> None:
-    x_tr, y_tr, x_te, y_te = load_digits_tensors(seed=seed)
+def select_recipe(device: torch.device) -> str:
+    """The recipe with the best unpruned validation accuracy on seed 0 (never touches test)."""
+    x_tr, y_tr, x_va, y_va, _, _ = load_digits_splits(seed=0)
+    drop_records(OUT, protocol=SELECT)
+    best, best_acc = "", -1.0
+    for name, recipe in RECIPES.items():
+        torch.manual_seed(0)
+        start = time.perf_counter()
+        model = fit_classifier(digits_cnn(), x_tr, y_tr, seed=0, device=device, **recipe)
+        acc = accuracy(model, x_va, y_va)
+        append_record(OUT, make_record(f"recipe:{name}", "digits-val", SELECT, 0,
+                                       {"val_acc": acc}, time.perf_counter() - start, device))
+        print(f"[vision_qsfm] {name}: val acc {acc:.4f}")
+        if acc > best_acc:
+            best, best_acc = name, acc
+    return best
+
+
+def digits(seed: int, device: torch.device, recipe: str) -> None:
+    x_tr, y_tr, x_va, y_va, x_te, y_te = load_digits_splits(seed=seed)
     torch.manual_seed(seed)
     start = time.perf_counter()
-    model = fit_classifier(digits_cnn(), x_tr, y_tr, seed=seed, device=device, **TRAIN)
+    model = fit_classifier(digits_cnn(), x_tr, y_tr, seed=seed, device=device,
+                           **RECIPES[recipe])
     base = accuracy(model, x_te, y_te)
-    append_record(OUT, make_record("unpruned", "digits", DIGITS, seed, {
-        "test_acc": base, "params": qsfm.count_params(model)}, time.perf_counter() - start,
-        device))
+    protocol = PROTOCOL.format(recipe)
+    append_record(OUT, make_record("unpruned", "digits", protocol, seed, {
+        "test_acc": base, "val_acc": accuracy(model, x_va, y_va),
+        "params": qsfm.count_params(model)}, time.perf_counter() - start, device))
     calib = x_tr[:256]
     for crit in ("qsfm", "l1", "random"):
         start = time.perf_counter()
@@ -55,7 +90,7 @@ def digits(seed: int, device: torch.device) -> None:
         accs = [accuracy(qsfm.prune(model, calib, 0.25, ["0"], criterion=crit, seed=s)[0],
                          x_te, y_te) for s in draws]
         acc = sum(accs) / len(accs)
-        append_record(OUT, make_record(f"{crit}-25%", "digits", DIGITS, seed, {
+        append_record(OUT, make_record(f"{crit}-25%", "digits", protocol, seed, {
             "test_acc": acc, "drop_points": 100 * (base - acc)},
             (time.perf_counter() - start) / len(accs), device))
     dup = torch.randperm(32, generator=torch.Generator().manual_seed(seed))[:8].tolist()
@@ -104,8 +139,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="auto")
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
+    recipe = select_recipe(device)
+    print(f"[vision_qsfm] selected recipe (validation only): {recipe}")
+    drop_records(OUT, protocol=OLD)
+    drop_records(OUT, protocol=PROTOCOL.format(recipe))
     for seed in args.seeds[:1] if args.quick else args.seeds:
-        digits(seed, device)
+        drop_records(OUT, method="qsfm-planted", seed=seed)
+        digits(seed, device, recipe)
+    for name in ("resnet56-cifar-shape", "mobilenetv2-imagenet-shape"):
+        drop_records(OUT, dataset=name)
     compression(device)
     print(f"[vision_qsfm] records appended to {OUT}")
 

@@ -8,18 +8,21 @@ from graphkit.vision.cnn_zoo import (
     accuracy,
     digits_cnn,
     fit_classifier,
+    load_digits_splits,
     load_digits_tensors,
     plant_duplicates,
 )
 
-# the digits protocol shared with benchmarks/vision_qsfm.py
+# the digits protocol of benchmarks/vision_qsfm.py: this recipe won its 3-recipe grid on unpruned
+# VALIDATION accuracy (seed 0, 20% of the training part held out); no test labels were used
 TRAIN = dict(epochs=40, lr=3e-3, batch_size=128, schedule="onecycle")
 RESNET56_RATIOS = (0.4375, 0.5, 0.625)  # per stage; reaches the paper's compression
 
 
 @pytest.fixture(scope="session")
 def digits():
-    return load_digits_tensors(seed=0)
+    x_tr, y_tr, _, _, x_te, y_te = load_digits_splits(seed=0)  # validation part unused here
+    return x_tr, y_tr, x_te, y_te
 
 
 @pytest.fixture(scope="session")
@@ -50,6 +53,8 @@ def test_quarter_of_a_layer_without_finetuning(trained, digits):
            for c in ("qsfm", "l1")}
     acc["random"] = sum(accuracy(qsfm.prune(trained, calib, 0.25, ["0"], criterion="random",
                                             seed=s)[0], x_te, y_te) for s in range(5)) / 5
+    # seed 0 only; over 5 seeds the L1 margin is 19.9 +- 13.6 points and falls below 15 on 2 of
+    # them (benchmarks/notes/vision_qsfm.md)
     assert base - acc["qsfm"] <= 0.04
     assert acc["qsfm"] - acc["l1"] >= 0.15
     assert acc["qsfm"] - acc["random"] >= 0.15
@@ -137,3 +142,16 @@ def test_bad_inputs():
         qsfm.prune(digits_cnn(8, 8), torch.randn(4, 3, 8, 8))
     with pytest.raises(GraphError, match="qsfm_units"):
         qsfm.prune(nn.Conv2d(1, 2, 3), torch.randn(4, 1, 8, 8))
+
+
+def test_digits_validation_part_is_carved_from_training():
+    x_tr, y_tr, x_va, y_va, x_te, y_te = load_digits_splits(seed=3)
+    full_tr, full_y, ref_te, ref_y = load_digits_tensors(seed=3)
+    assert (len(x_tr), len(x_va), len(x_te)) == (1005, 252, 540)
+    assert torch.equal(x_te, ref_te) and torch.equal(y_te, ref_y)  # test part untouched
+    # train + val is a permutation of the original training part
+    key = lambda x: sorted(map(tuple, x.flatten(1).tolist()))  # noqa: E731
+    assert key(torch.cat([x_tr, x_va])) == key(full_tr)
+    assert sorted(torch.cat([y_tr, y_va]).tolist()) == sorted(full_y.tolist())
+    with pytest.raises(GraphError, match="val_size"):
+        load_digits_splits(val_size=1.0)
