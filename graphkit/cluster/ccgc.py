@@ -121,8 +121,12 @@ def cluster_guided_loss(z1: torch.Tensor, z2: torch.Tensor, labels: torch.Tensor
 
 def _as_scipy_adjacency(adj: Any, n: int) -> sp.csr_matrix:
     if isinstance(adj, torch.Tensor):
-        adj = adj.to_dense().cpu().numpy() if adj.is_sparse or adj.layout != torch.strided \
-            else adj.detach().cpu().numpy()
+        if adj.layout != torch.strided:  # keep a sparse input sparse: never densify N x N
+            coo = adj.detach().to_sparse_coo().coalesce().cpu()
+            row, col = coo.indices().numpy()
+            adj = sp.csr_matrix((coo.values().numpy(), (row, col)), shape=tuple(coo.shape))
+        else:
+            adj = adj.detach().cpu().numpy()
     if sp.issparse(adj):
         a = sp.csr_matrix(adj)
     else:

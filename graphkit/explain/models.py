@@ -9,8 +9,6 @@ logits, so explainers use ``return_type="raw"``.
 
 from __future__ import annotations
 
-import copy
-import time
 from typing import Any
 
 import torch
@@ -20,7 +18,7 @@ from torch_geometric.data import Data
 from torch_geometric.nn import GCNConv, GINConv, global_add_pool
 
 from graphkit.errors import GraphError
-from graphkit.runtime import resolve_device, seed_everything
+from graphkit.runtime import seed_everything
 
 MODELS = ("gcn", "gin", "mgnn", "best")
 
@@ -115,44 +113,17 @@ def train_node_model(data: Data, name: str = "gcn", *, seed: int = 0, epochs: in
 def train_graph_model(dataset: Any, name: str = "gcn", *, seed: int = 0, epochs: int = 100,
                       lr: float = 0.01, batch_size: int = 64, device: str | torch.device = "auto"
                       ) -> tuple[torch.nn.Module, dict]:
-    """Train a graph classifier on a random 80/10/10 split (selection on validation accuracy).
-    Returns the model and ``train_acc``/``val_acc``/``test_acc``/``test_index``/``seconds``."""
-    from torch_geometric.loader import DataLoader
+    """Train a graph classifier on a random 80/10/10 split with
+    :func:`graphkit.nn.train_graph.fit_graph` (selection on validation accuracy).
+    Returns the model and ``val_acc``/``test_acc``/``test_index``/``seconds``."""
+    from graphkit.nn.train_graph import fit_graph
     seed_everything(seed)
-    dev = resolve_device(device)
     n = len(dataset)
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     n_tr, n_va = int(0.8 * n), int(0.1 * n)
-    parts = {"train": perm[:n_tr], "val": perm[n_tr:n_tr + n_va], "test": perm[n_tr + n_va:]}
-    loaders = {k: DataLoader(dataset[v], batch_size=batch_size, shuffle=k == "train")
-               for k, v in parts.items()}
-    model = build_model(name, dataset.num_features, dataset.num_classes, graph_level=True).to(dev)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-
-    def acc(loader: Any) -> float:
-        model.eval()
-        hit = tot = 0
-        with torch.no_grad():
-            for b in loader:
-                b = b.to(dev)
-                hit += int((model(b.x, b.edge_index, b.batch).argmax(-1) == b.y).sum())
-                tot += b.num_graphs
-        return hit / max(tot, 1)
-
-    best, state = -1.0, None
-    start = time.perf_counter()
-    for _ in range(epochs):
-        model.train()
-        for b in loaders["train"]:
-            b = b.to(dev)
-            opt.zero_grad()
-            model.loss(model(b.x, b.edge_index, b.batch), b.y).backward()
-            opt.step()
-        val = acc(loaders["val"])
-        if val > best:
-            best, state = val, copy.deepcopy(model.state_dict())
-    if state is not None:
-        model.load_state_dict(state)
-    info = {"train_acc": acc(loaders["train"]), "val_acc": best, "test_acc": acc(loaders["test"]),
-            "test_index": parts["test"], "seconds": time.perf_counter() - start}
+    train, val, test = perm[:n_tr], perm[n_tr:n_tr + n_va], perm[n_tr + n_va:]
+    model = build_model(name, dataset.num_features, dataset.num_classes, graph_level=True)
+    info = fit_graph(model, dataset, train.tolist(), val.tolist(), test.tolist(), epochs=epochs,
+                     batch_size=batch_size, lr=lr, seed=seed, device=device, select="val_acc")
+    info["test_index"] = test
     return model.eval(), info
