@@ -29,6 +29,7 @@ from torch import nn
 
 from graphkit.cluster.kmeans import KMeansResult, kmeans
 from graphkit.cluster.smoothing import SmoothedFeatures
+from graphkit.distributed import RowShard
 from graphkit.errors import GraphError
 from graphkit.runtime import resolve_device
 
@@ -37,25 +38,34 @@ Callback = Callable[[int, np.ndarray, torch.Tensor], Any]
 
 class _CrossFrobenius(torch.autograd.Function):
     """‖Z1 Z2ᵀ‖²_F = ⟨Z1ᵀZ1, Z2ᵀZ2⟩ with the hand-written gradient 2·Z1·(Z2ᵀZ2): four N·D²
-    products instead of the six autograd would use for the two Gram matrices."""
+    products instead of the six autograd would use for the two Gram matrices.
+
+    Row-sharded over ranks, the D×D Gram matrices are sums of per-rank partial Grams (all-reduced),
+    and each rank's gradient for its own rows is scaled by the world size because DDP averages
+    (see :class:`graphkit.distributed.RowShard`)."""
 
     @staticmethod
-    def forward(ctx: Any, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
-        g1, g2 = z1.T @ z1, z2.T @ z2
+    def forward(ctx: Any, z1: torch.Tensor, z2: torch.Tensor, shard: RowShard) -> torch.Tensor:
+        g1, g2 = shard.sum(z1.T @ z1), shard.sum(z2.T @ z2)
         ctx.save_for_backward(z1, z2, g1, g2)
+        ctx.world = shard.world
         return (g1 * g2).sum()
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor):
         z1, z2, g1, g2 = ctx.saved_tensors
-        return 2 * grad * (z1 @ g2), 2 * grad * (z2 @ g1)
+        scale = 2 * grad * ctx.world
+        return scale * (z1 @ g2), scale * (z2 @ g1), None
 
 
-def warmup_loss(z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
-    """mean((Z1 Z2ᵀ − I)²) in O(N·D²): ‖Z1 Z2ᵀ‖²_F = ⟨Z1ᵀZ1, Z2ᵀZ2⟩ and tr(Z1 Z2ᵀ) = Σ Z1⊙Z2."""
-    n = z1.size(0)
-    fro = _CrossFrobenius.apply(z1, z2)
-    trace = (z1 * z2).sum()
+def warmup_loss(z1: torch.Tensor, z2: torch.Tensor, shard: RowShard | None = None) -> torch.Tensor:
+    """mean((Z1 Z2ᵀ − I)²) in O(N·D²): ‖Z1 Z2ᵀ‖²_F = ⟨Z1ᵀZ1, Z2ᵀZ2⟩ and tr(Z1 Z2ᵀ) = Σ Z1⊙Z2.
+
+    With ``shard``, ``z1``/``z2`` are this rank's rows and the loss is the global one."""
+    shard = shard or RowShard(z1.size(0), 0, 1)
+    n = shard.n_total
+    fro = _CrossFrobenius.apply(z1, z2, shard)
+    trace = shard.sum((z1 * z2).sum())
     return (fro - 2.0 * trace + n) / (n * n)
 
 
@@ -65,19 +75,24 @@ def warmup_loss_dense(z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(z1 @ z2.T, eye)
 
 
-def high_confidence(min_dist: torch.Tensor, tau: float) -> torch.Tensor:
+def high_confidence(min_dist: torch.Tensor, tau: float,
+                    shard: RowShard | None = None) -> torch.Tensor:
     """Indices of the nodes strictly closer to their centroid than the ⌊τN⌋-th smallest distance
-    (the released rule: global, not per cluster; at most ⌊τN⌋ nodes)."""
-    n = min_dist.numel()
+    (the released rule: global, not per cluster; at most ⌊τN⌋ nodes).
+
+    With ``shard``, ``min_dist`` holds this rank's rows, the threshold is the global order
+    statistic (from the gathered N distances) and the indices are local rows."""
+    everything = min_dist if shard is None else shard.gather(min_dist)
+    n = everything.numel()
     k = min(int(n * tau), n - 1)
-    threshold = torch.sort(min_dist).values[k]
+    threshold = torch.sort(everything).values[k]
     return torch.nonzero(min_dist < threshold).view(-1)
 
 
 def cluster_guided_loss(z1: torch.Tensor, z2: torch.Tensor, labels: torch.Tensor,
                         confident: torch.Tensor, n_clusters: int, alpha: float,
                         skip_first: bool, gen: torch.Generator,
-                        keep: float = 0.8) -> torch.Tensor | None:
+                        keep: float = 0.8, shard: RowShard | None = None) -> torch.Tensor | None:
     """Positive term over random same-cluster cross-view pairs plus α × the centre negative term.
 
     Args:
@@ -89,13 +104,20 @@ def cluster_guided_loss(z1: torch.Tensor, z2: torch.Tensor, labels: torch.Tensor
         skip_first: reproduce the released off-by-one that ignores the lowest label.
         gen: CPU generator for the 80% subsets.
         keep: fraction of each cluster drawn for either view.
+        shard: the embeddings are this rank's rows. Cluster sizes, the positive sum and the
+            cluster centres are all-reduced from per-rank partial sums; the positive pairs are
+            drawn within each rank's part of a cluster (cross-rank pairs would need an
+            all-to-all of embedding rows), so the positive term has the single-process
+            expectation but not its exact draw.
 
     Returns:
         the loss, or ``None`` when fewer than 2 clusters remain or the positive term is 0 (the
         released loop skips the step then).
     """
+    shard = shard or RowShard(z1.size(0), 0, 1)
     lab = labels[confident]
-    keys = torch.unique(lab).tolist()
+    present = shard.sum(torch.bincount(lab, minlength=n_clusters))
+    keys = torch.nonzero(present).view(-1).tolist()
     if skip_first:
         keys = keys[1:]
     if len(keys) < 2:
@@ -109,12 +131,21 @@ def cluster_guided_loss(z1: torch.Tensor, z2: torch.Tensor, labels: torch.Tensor
         a = now[torch.randperm(m, generator=gen)[:size].to(now.device)]
         b = now[torch.randperm(m, generator=gen)[:size].to(now.device)]
         pos = pos + (2.0 - 2.0 * (z1[a] * z2[b]).sum(1)).sum()
-        c1.append(z1[now].mean(0))
-        c2.append(z2[now].mean(0))
+        if shard.trivial:
+            c1.append(z1[now].mean(0))
+            c2.append(z2[now].mean(0))
+        else:  # sums here, divided by the global sizes below
+            c1.append(z1[now].sum(0))
+            c2.append(z2[now].sum(0))
+    pos = shard.sum(pos)
     if float(pos.detach()) == 0.0:
         return None
     pos = pos / n_clusters
-    s = F.normalize(torch.stack(c1), dim=1) @ F.normalize(torch.stack(c2), dim=1).T
+    c1, c2 = torch.stack(c1), torch.stack(c2)
+    if not shard.trivial:
+        sizes = present[keys].to(c1.dtype)[:, None]
+        c1, c2 = shard.sum(c1) / sizes, shard.sum(c2) / sizes
+    s = F.normalize(c1, dim=1) @ F.normalize(c2, dim=1).T
     s = s * (1.0 - torch.eye(s.size(0), dtype=s.dtype, device=s.device))
     return pos + alpha * (s * s).mean()
 
@@ -193,6 +224,22 @@ def prepare_graph(data: Any) -> tuple[sp.csr_matrix | np.ndarray, sp.csr_matrix]
                      f"{type(data).__name__}")
 
 
+class _TwoViewEncoder(nn.Module):
+    """The two unshared linear encoders on the same X̃, as one module so DDP can wrap it."""
+
+    def __init__(self, encoders: nn.ModuleList, dims: int) -> None:
+        super().__init__()
+        self.encoders, self.dims = encoders, dims
+
+    def forward(self, feats: SmoothedFeatures) -> tuple[torch.Tensor, torch.Tensor]:
+        lin1, lin2 = self.encoders
+        # both encoders read the same X̃: one product with the stacked weights
+        out = feats.matmul(torch.cat([lin1.weight, lin2.weight], 0).T)
+        z1 = F.normalize(out[:, :self.dims] + lin1.bias, dim=1)
+        z2 = F.normalize(out[:, self.dims:] + lin2.bias, dim=1)
+        return z1, z2
+
+
 class CCGC:
     """Cluster-guided contrastive graph clustering (scikit-learn style).
 
@@ -217,10 +264,18 @@ class CCGC:
         n_init: K-means initialisations.
         feature_mode: ``"auto"``, ``"sparse"`` or ``"dense"`` (see ``SmoothedFeatures``).
         kmeans_max_iter: Lloyd iteration cap.
+        distributed: under ``torchrun`` (an initialised process group), split the nodes into
+            one contiguous block per rank: each rank encodes its rows, the losses are computed
+            from all-reduced per-rank partial sums, DDP all-reduces the gradients, and K-means
+            all-reduces centroid sums and counts each Lloyd step, so no rank holds the full N×D
+            embedding. Only per-node scalars (labels, centroid distances) are gathered. Without a
+            process group this is the single-process fit. See :mod:`graphkit.distributed`.
 
     Attributes:
         labels_: cluster per node (numpy int64).
-        embedding_: (Z1 + Z2)/2 after the last epoch (float32 tensor on CPU).
+        embedding_: (Z1 + Z2)/2 after the last epoch (float32 tensor on CPU); under
+            ``distributed`` only this rank's rows ``rows_``.
+        rows_: ``(start, stop)``, the node rows this process trained on (``(0, N)`` alone).
         history_: ``{"loss": per epoch (None when skipped), "eval_epoch", "inertia",
             "seconds"}``.
         partitions_: K-means labels at each evaluation (list of numpy arrays).
@@ -231,7 +286,8 @@ class CCGC:
                  variant: str = "reference", device: str = "auto",
                  random_state: int | None = None, verbose: bool = False, eval_every: int = 10,
                  selection: str = "last", kmeans_init: str = "spread", n_init: int = 20,
-                 feature_mode: str = "auto", kmeans_max_iter: int = 500) -> None:
+                 feature_mode: str = "auto", kmeans_max_iter: int = 500,
+                 distributed: bool = False) -> None:
         self.n_clusters = n_clusters
         self.t = t
         self.dims = dims
@@ -250,6 +306,7 @@ class CCGC:
         self.n_init = n_init
         self.feature_mode = feature_mode
         self.kmeans_max_iter = kmeans_max_iter
+        self.distributed = distributed
 
     def _check_params(self, n: int) -> None:
         k = self.n_clusters
@@ -270,9 +327,10 @@ class CCGC:
         if self.selection not in ("last", "consensus"):
             raise GraphError(f"selection: expected 'last' or 'consensus', got {self.selection!r}")
 
-    def _kmeans(self, z: torch.Tensor, gen: torch.Generator) -> KMeansResult:
+    def _kmeans(self, z: torch.Tensor, gen: torch.Generator,
+                shard: RowShard | None = None) -> KMeansResult:
         return kmeans(z, self.n_clusters, n_init=self.n_init, init=self.kmeans_init,
-                      max_iter=self.kmeans_max_iter, generator=gen)
+                      max_iter=self.kmeans_max_iter, generator=gen, shard=shard)
 
     def fit(self, data: Any, callback: Callback | None = None) -> CCGC:
         """Train on a graph.
@@ -294,21 +352,34 @@ class CCGC:
             int(np.random.SeedSequence().generate_state(1)[0])
         gen = torch.Generator().manual_seed(int(seed))
         start = time.perf_counter()
+        shard = RowShard(n) if self.distributed else RowShard(n, 0, 1)
+        self.rows_ = (shard.start, shard.stop)
         feats = SmoothedFeatures(x, adj, self.t, device, self.feature_mode)
+        if not shard.trivial:
+            feats = feats.row_block(shard.start, shard.stop)
+        # K-means draws global rows with `gen`, identical on every rank; the positive pairs are
+        # drawn per rank from their own rows, so they get a generator of their own
+        pair_gen = gen if shard.trivial else \
+            torch.Generator().manual_seed(int(seed) + 7919 * (shard.rank + 1))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(seed))
             self.encoders_ = nn.ModuleList([nn.Linear(x.shape[1], self.dims) for _ in range(2)])
         self.encoders_.to(device)
+        encoder: nn.Module = _TwoViewEncoder(self.encoders_, self.dims)
+        if not shard.trivial:
+            from torch.nn.parallel import DistributedDataParallel
+            encoder = DistributedDataParallel(encoder)
+        self._shard = shard
         optimizer = torch.optim.Adam(self.encoders_.parameters(), lr=self.lr)
         reference = self.variant == "reference"
         history: dict[str, list] = {"loss": [], "eval_epoch": [], "inertia": []}
         self.partitions_: list[np.ndarray] = []
 
         def refresh(epoch: int, z: torch.Tensor) -> KMeansResult:
-            res = self._kmeans(z, gen)
+            res = self._kmeans(z, gen, shard)
             history["eval_epoch"].append(epoch)
             history["inertia"].append(res.inertia)
-            labels = res.labels.cpu().numpy()
+            labels = shard.gather(res.labels).cpu().numpy()
             if epoch > self.warmup:
                 self.partitions_.append(labels)
             if callback is not None:
@@ -321,14 +392,18 @@ class CCGC:
         state = refresh(-1, feats.materialize())
         for epoch in range(self.epochs):
             self.encoders_.train()
-            z1, z2 = self._encode(feats)
+            z1, z2 = encoder(feats)
             if epoch <= self.warmup:
-                loss = warmup_loss(z1, z2)
+                loss = warmup_loss(z1, z2, shard)
             else:
-                confident = high_confidence(state.min_dist, self.tau)
+                confident = high_confidence(state.min_dist, self.tau, shard)
                 loss = cluster_guided_loss(z1, z2, state.labels, confident, self.n_clusters,
-                                           self.alpha, skip_first=reference, gen=gen)
+                                           self.alpha, skip_first=reference, gen=pair_gen,
+                                           shard=shard)
             history["loss"].append(None if loss is None else float(loss.detach()))
+            if loss is None and not shard.trivial:
+                # every DDP forward needs its backward; a zero one leaves the gradients as they are
+                (0.0 * (z1.sum() + z2.sum())).backward()
             if loss is not None:
                 if not reference:
                     optimizer.zero_grad(set_to_none=True)
@@ -339,34 +414,38 @@ class CCGC:
                 state = refresh(epoch, self.embed(feats))
         self.embedding_ = self.embed(feats).cpu()
         if self.selection == "consensus" and self.partitions_:
-            self.labels_ = self._consensus(device, gen)
+            self.labels_ = self._consensus(device, gen, shard)
         else:
-            self.labels_ = self._kmeans(self.embedding_.to(device), gen).labels.cpu().numpy()
+            labels = self._kmeans(self.embedding_.to(device), gen, shard).labels
+            self.labels_ = shard.gather(labels).cpu().numpy()
         history["seconds"] = [time.perf_counter() - start]
         self.history_ = history
         return self
-
-    def _encode(self, feats: SmoothedFeatures) -> tuple[torch.Tensor, torch.Tensor]:
-        lin1, lin2 = self.encoders_
-        # both encoders read the same X̃: one product with the stacked weights
-        out = feats.matmul(torch.cat([lin1.weight, lin2.weight], 0).T)
-        z1 = F.normalize(out[:, :self.dims] + lin1.bias, dim=1)
-        z2 = F.normalize(out[:, self.dims:] + lin2.bias, dim=1)
-        return z1, z2
 
     @torch.no_grad()
     def embed(self, feats: SmoothedFeatures) -> torch.Tensor:
         """(Z1 + Z2)/2, not re-normalised, as the released evaluation does."""
         self.encoders_.eval()
-        z1, z2 = self._encode(feats)
+        z1, z2 = _TwoViewEncoder(self.encoders_, self.dims)(feats)
         return (z1 + z2) / 2
 
-    def _consensus(self, device: torch.device, gen: torch.Generator) -> np.ndarray:
+    def _consensus(self, device: torch.device, gen: torch.Generator,
+                   shard: RowShard) -> np.ndarray:
         k = self.n_clusters
-        parts = torch.from_numpy(np.stack(self.partitions_, 1))  # N×E
+        parts = torch.from_numpy(np.stack(self.partitions_, 1)[shard.start:shard.stop])  # N×E
         onehot = F.one_hot(parts, k).reshape(parts.size(0), -1).float().to(device)
-        return kmeans(onehot, k, n_init=10, init="k-means++", max_iter=self.kmeans_max_iter,
-                      generator=gen).labels.cpu().numpy()
+        labels = kmeans(onehot, k, n_init=10, init="k-means++", max_iter=self.kmeans_max_iter,
+                        generator=gen, shard=shard).labels
+        return shard.gather(labels).cpu().numpy()
+
+    def cluster_embedding(self, n_init: int | None = None, seed: int = 0) -> np.ndarray:
+        """K-means (``kmeans_init``) on the final ``embedding_``, for every node; under
+        ``distributed`` a collective call (every rank must make it)."""
+        shard = getattr(self, "_shard", None)
+        labels = kmeans(self.embedding_, self.n_clusters, n_init=n_init or self.n_init,
+                        init=self.kmeans_init, max_iter=self.kmeans_max_iter,
+                        generator=torch.Generator().manual_seed(seed), shard=shard).labels
+        return (shard.gather(labels) if shard is not None else labels).numpy()
 
     def fit_predict(self, data: Any, callback: Callback | None = None) -> np.ndarray:
         """:meth:`fit` and return ``labels_``."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
+from graphkit.distributed import RowShard
 from graphkit.errors import GraphError
 
 
@@ -48,13 +49,14 @@ def assign(x: torch.Tensor, centers: torch.Tensor, batch_size: int = 65536,
 
 
 def _lloyd(x: torch.Tensor, x_sq: torch.Tensor, centers: torch.Tensor, max_iter: int,
-           tol: float, batch_size: int) -> KMeansResult:
+           tol: float, batch_size: int, shard: RowShard) -> KMeansResult:
     k = centers.size(0)
     labels, dist = assign(x, centers, batch_size, x_sq)
     n_iter = 0
     for n_iter in range(1, max_iter + 1):  # noqa: B007  (n_iter is reported after the loop)
-        sums = torch.zeros_like(centers).index_add_(0, labels, x)
-        counts = torch.bincount(labels, minlength=k).to(x.dtype)
+        # centroid sums and counts are the only cross-rank traffic: K×d per Lloyd step
+        sums = shard.sum(torch.zeros_like(centers).index_add_(0, labels, x))
+        counts = shard.sum(torch.bincount(labels, minlength=k).to(x.dtype))
         # an empty cluster keeps its old centre (the released code would produce NaN here)
         new = torch.where(counts[:, None] > 0, sums / counts.clamp_min(1)[:, None], centers)
         shift = float(((new - centers) ** 2).sum(1).sqrt().sum())
@@ -62,20 +64,20 @@ def _lloyd(x: torch.Tensor, x_sq: torch.Tensor, centers: torch.Tensor, max_iter:
         if shift ** 2 < tol:
             break
         labels, dist = assign(x, centers, batch_size, x_sq)
-    return KMeansResult(labels, centers, dist, float(dist.sum()), n_iter)
+    return KMeansResult(labels, centers, dist, float(shard.sum(dist.sum())), n_iter)
 
 
 def _plus_plus(x: torch.Tensor, x_sq: torch.Tensor, k: int, gen: torch.Generator,
-               batch_size: int) -> torch.Tensor:
-    n = x.size(0)
-    first = int(torch.randint(n, (1,), generator=gen))
-    centers = x[first:first + 1]
+               batch_size: int, shard: RowShard) -> torch.Tensor:
+    n = shard.n_total
+    first = torch.randint(n, (1,), generator=gen)
+    centers = shard.rows(x, first.to(x.device))
     _, dist = assign(x, centers, batch_size, x_sq)
     for _ in range(1, k):
-        weights = dist.double().cpu()
-        idx = int(torch.multinomial(weights, 1, generator=gen)) if weights.sum() > 0 \
-            else int(torch.randint(n, (1,), generator=gen))
-        centers = torch.cat([centers, x[idx:idx + 1]])
+        weights = shard.gather(dist).double().cpu()  # N scalars, never N×d
+        idx = torch.multinomial(weights, 1, generator=gen) if weights.sum() > 0 \
+            else torch.randint(n, (1,), generator=gen)
+        centers = torch.cat([centers, shard.rows(x, idx.to(x.device))])
         _, d_new = assign(x, centers[-1:], batch_size, x_sq)
         dist = torch.minimum(dist, d_new)
     return centers
@@ -83,7 +85,8 @@ def _plus_plus(x: torch.Tensor, x_sq: torch.Tensor, k: int, gen: torch.Generator
 
 def kmeans(x: torch.Tensor, n_clusters: int, *, n_init: int = 20, init: str = "spread",
            max_iter: int = 500, tol: float = 1e-4, batch_size: int = 65536,
-           generator: torch.Generator | None = None) -> KMeansResult:
+           generator: torch.Generator | None = None,
+           shard: RowShard | None = None) -> KMeansResult:
     """Cluster the rows of ``x`` (N×d, any device) into ``n_clusters`` groups.
 
     Args:
@@ -95,35 +98,43 @@ def kmeans(x: torch.Tensor, n_clusters: int, *, n_init: int = 20, init: str = "s
         max_iter: Lloyd iteration cap.
         tol: stop when the squared sum of centre shifts is below this.
         batch_size: rows per distance block (memory is ``batch_size × K``).
-        generator: CPU torch generator for reproducible draws.
+        generator: CPU torch generator for reproducible draws; under ``shard`` every rank
+            must pass an identically seeded one (the draws are of global row numbers).
+        shard: ``x`` is this rank's block of rows of a row-sharded matrix
+            (:class:`~graphkit.distributed.RowShard`); centroid sums and counts are all-reduced
+            each Lloyd step, and the result is the single-process one up to float summation
+            order. ``labels`` and ``min_dist`` are then this rank's rows.
 
     Returns:
         a :class:`KMeansResult`.
     """
     if x.dim() != 2:
         raise GraphError(f"x: expected a 2-D matrix, got shape {tuple(x.shape)}")
-    n = x.size(0)
+    shard = shard or RowShard(x.size(0), 0, 1)
+    if x.size(0) != shard.size:
+        raise GraphError(f"x: has {x.size(0)} rows but this rank's shard holds {shard.size}")
+    n = shard.n_total
     if not 1 <= n_clusters <= n:
         raise GraphError(f"n_clusters: must be between 1 and the {n} rows, got {n_clusters}")
-    if not torch.isfinite(x).all():
+    if not bool(shard.sum(torch.isfinite(x).all().to(torch.int64)) == shard.world):
         raise GraphError("x: contains NaN or infinite values")
     gen = generator or torch.Generator().manual_seed(0)
     x = x.float() if not x.is_floating_point() else x
     x_sq = (x * x).sum(1)
     if init == "spread":
         # sum_i sum_k |x_i - c_k|^2 = K sum|x|^2 - 2 <sum_i x_i, sum_k c_k> + N sum|c|^2
-        total_sq, col_sum = float(x_sq.sum()), x.sum(0)
+        total_sq, col_sum = float(shard.sum(x_sq.sum())), shard.sum(x.sum(0))
         best, best_cost = None, float("inf")
         for _ in range(n_init):
             idx = torch.randperm(n, generator=gen)[:n_clusters].to(x.device)
-            c = x[idx]
+            c = shard.rows(x, idx)
             cost = (n_clusters * total_sq - 2 * float(col_sum @ c.sum(0))
-                    + n * float(x_sq[idx].sum()))
+                    + n * float((c * c).sum(1).sum()))
             if cost < best_cost:
                 best, best_cost = c, cost
-        return _lloyd(x, x_sq, best.clone(), max_iter, tol, batch_size)
+        return _lloyd(x, x_sq, best.clone(), max_iter, tol, batch_size, shard)
     if init == "k-means++":
-        runs = [_lloyd(x, x_sq, _plus_plus(x, x_sq, n_clusters, gen, batch_size), max_iter, tol,
-                       batch_size) for _ in range(n_init)]
+        runs = [_lloyd(x, x_sq, _plus_plus(x, x_sq, n_clusters, gen, batch_size, shard),
+                       max_iter, tol, batch_size, shard) for _ in range(n_init)]
         return min(runs, key=lambda r: r.inertia)
     raise GraphError(f"init: expected 'spread' or 'k-means++', got {init!r}")

@@ -139,3 +139,11 @@ class SmoothedFeatures:
         eye = torch.eye(self.shape[1], device=self.device)
         with torch.no_grad():
             return _SparseChain.apply(eye, self)
+
+    def row_block(self, start: int, stop: int) -> SmoothedFeatures:
+        """Rows ``[start, stop)`` of X̃ as a dense instance: one rank's shard under DDP."""
+        block = object.__new__(SmoothedFeatures)
+        block.mode, block.device = "dense", self.device
+        block.dense = self.materialize()[start:stop].clone()
+        block.shape = tuple(block.dense.shape)
+        return block

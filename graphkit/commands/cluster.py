@@ -39,6 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, help="append one JSONL record per seed here")
     parser.add_argument("--resume", action="store_true", help="skip seeds already in --out")
     parser.add_argument("--plot", default=None, help="write a t-SNE PNG of the first seed")
+    parser.add_argument("--distributed", action="store_true",
+                        help="split the nodes over torchrun ranks (DDP + all-reduced K-means): "
+                             "torchrun --nproc-per-node N -m graphkit cluster ... --distributed")
 
 
 def hyperparams(dataset: str) -> dict[str, Any]:
@@ -46,22 +49,25 @@ def hyperparams(dataset: str) -> dict[str, Any]:
 
 
 def run_seed(data: Any, n_clusters: int, seed: int, protocol: str = "paper",
-             device: str = "auto", **overrides: Any) -> dict[str, Any]:
+             device: str = "auto", distributed: bool = False,
+             **overrides: Any) -> dict[str, Any]:
     """Train CCGC once and score it under both protocols.
 
     One training gives every view: ``paper`` is the evaluation with the best ground-truth ACC
     (ties go to the later one, as in the released loop), ``honest`` the label-free consensus
     partition (``labels_``), ``last`` K-means on the final embedding. ``metrics`` is the one
     ``protocol`` asks for. Labels are used only here, after each K-means, never by the model.
+    With ``distributed`` (inside a process group) every rank must call it; all get the same
+    result.
     """
-    from graphkit.cluster import CCGC, kmeans
+    from graphkit.cluster import CCGC
     from graphkit.metrics import cluster_scores
     y = data.y.cpu().numpy()
     evals: list[tuple[int, dict[str, float]]] = []
     params = {**DEFAULTS, **overrides}
     start, cpu_start = time.perf_counter(), time.process_time()
     model = CCGC(n_clusters, device=device, random_state=seed, variant="reference",
-                 selection="consensus", **params)
+                 selection="consensus", distributed=distributed, **params)
     model.fit(data, callback=lambda epoch, labels, _z: evals.append(
         (epoch, cluster_scores(y, labels))))
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
@@ -69,9 +75,7 @@ def run_seed(data: Any, n_clusters: int, seed: int, protocol: str = "paper",
     for epoch, m in evals:
         if m["acc"] >= paper["acc"]:
             best_epoch, paper = epoch, m
-    import torch
-    last = kmeans(model.embedding_, n_clusters, n_init=model.n_init,
-                  generator=torch.Generator().manual_seed(seed)).labels.numpy()
+    last = model.cluster_embedding(seed=seed)
     views = {"paper": paper, "honest": cluster_scores(y, model.labels_),
              "last": cluster_scores(y, last)}
     return {"metrics": views[protocol], "views": views, "seconds": seconds, "model": model,
@@ -100,11 +104,30 @@ def _tsne_plot(path: str, embedding: Any, labels: np.ndarray, title: str, seed: 
     return path
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    from graphkit.data import load
+def run(args: argparse.Namespace) -> dict[str, Any] | None:
+    import contextlib
+
+    from graphkit import distributed as gdist
     from graphkit.errors import GraphError
     if args.seeds < 1:
         raise GraphError(f"--seeds: must be at least 1, got {args.seeds}")
+    group = contextlib.nullcontext()
+    if args.distributed:
+        if not gdist.launched():
+            raise GraphError("--distributed: launch with torchrun --nproc-per-node N "
+                             "-m graphkit cluster ... --distributed")
+        group = gdist.process_group()
+    with group:
+        # every rank trains every seed on its rows; only rank 0 prints, writes and plots
+        lead = gdist.rank() == 0
+        out = _run(args, lead)
+    return out if lead else None
+
+
+def _run(args: argparse.Namespace, lead: bool) -> dict[str, Any]:
+    from graphkit import distributed as gdist
+    from graphkit.data import load
+    from graphkit.errors import GraphError
     data = load(args.dataset, root=args.root)
     if getattr(data, "y", None) is None:
         raise GraphError(f"{args.dataset}: has no labels to score the clustering with")
@@ -121,9 +144,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for seed in seeds:
         if seed in done:
             continue
-        res = run_seed(data, k, seed, args.protocol, args.device, **params)
+        res = run_seed(data, k, seed, args.protocol, args.device, args.distributed, **params)
         per_seed.append(res["metrics"])
         seconds.append(res["seconds"])
+        if not lead:
+            continue
         if not args.json:
             m = res["metrics"]
             print(f"seed {seed}: " + "  ".join(f"{n} {100 * m[n]:.2f}" for n in METRICS)
@@ -137,7 +162,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 views={p: {n: 100 * v for n, v in m.items()} for p, m in res["views"].items()}))
         if args.plot and not files:
             model = res["model"]
-            files.append(_tsne_plot(args.plot, model.embedding_.numpy(), model.labels_,
+            start, stop = model.rows_  # this rank's rows under --distributed
+            files.append(_tsne_plot(args.plot, model.embedding_.numpy(),
+                                    model.labels_[start:stop],
                                     f"CCGC on {args.dataset} (seed {seed})", seed))
     out: dict[str, Any] = {"dataset": args.dataset, "protocol": args.protocol,
                            "seeds": len(per_seed), "skipped_seeds": sorted(done & set(seeds)),
@@ -147,7 +174,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         out[n] = float(np.mean(vals)) if vals else None
         out[f"{n}_std"] = float(np.std(vals)) if vals else None
     out["seconds_per_seed"] = float(np.mean(seconds)) if seconds else None
-    if not args.json:
+    out["processes"] = gdist.world_size()
+    if lead and not args.json:
         from graphkit.cli import print_table
         print_table([out], ["dataset", "protocol", "seeds", *METRICS, "acc_std",
                             "seconds_per_seed"])
