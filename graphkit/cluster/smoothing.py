@@ -63,10 +63,37 @@ def _chain(first: Any, h: Any, t: int, m: torch.Tensor) -> torch.Tensor:
         for _ in range(t):
             out = h @ out
         return out
-    out = first @ m.detach().numpy()
-    for _ in range(t):
-        out = h @ out
-    return torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32))
+    return _apply_scipy([first] + [h] * t, m)
+
+
+def _apply_scipy(mats: list[Any], m: torch.Tensor) -> torch.Tensor:
+    """``mats[-1] @ ... @ mats[0] @ m`` with scipy sparse matrices on a dense CPU tensor.
+
+    scipy's sparse kernels are single-threaded but release the GIL, so with several torch threads
+    the columns of ``m`` are split into blocks that run in parallel; the result is bit-identical
+    (each output column depends only on its own input column)."""
+    dense = m.detach().numpy()
+
+    def run(block: np.ndarray) -> np.ndarray:
+        for mat in mats:
+            block = mat @ block
+        return np.ascontiguousarray(block, dtype=np.float32)
+
+    threads = torch.get_num_threads()
+    if threads > 1 and dense.shape[1] >= 64 * threads:
+        blocks = np.array_split(dense, threads, axis=1)
+        return torch.from_numpy(np.hstack(list(_pool(threads).map(run, blocks))))
+    return torch.from_numpy(run(dense))
+
+
+_POOLS: dict[int, Any] = {}
+
+
+def _pool(threads: int) -> Any:
+    from concurrent.futures import ThreadPoolExecutor
+    if threads not in _POOLS:
+        _POOLS[threads] = ThreadPoolExecutor(threads, thread_name_prefix="graphkit-spmm")
+    return _POOLS[threads]
 
 
 class _SparseChain(torch.autograd.Function):
@@ -84,10 +111,7 @@ class _SparseChain(torch.autograd.Function):
             for _ in range(ops.t):
                 grad = ops.h @ grad
             return ops.xt @ grad, None
-        out = grad.detach().numpy()
-        for _ in range(ops.t):
-            out = ops.h @ out
-        return torch.from_numpy(np.ascontiguousarray(ops.xt @ out, dtype=np.float32)), None
+        return _apply_scipy([ops.h] * ops.t + [ops.xt], grad), None  # Xᵀ H^t G, H symmetric
 
 
 class SmoothedFeatures:

@@ -149,3 +149,24 @@ def test_sbm_loader_sizes_and_errors():
     assert same > 0.6
     with pytest.raises(GraphError):
         load("sbm", num_nodes=1)
+
+
+def test_sparse_chain_threads_are_bit_identical():
+    rng = np.random.default_rng(0)
+    a = sp.random(200, 200, density=0.05, random_state=0)
+    a = ((a + a.T) > 0).astype(np.float32)
+    x = sp.csr_matrix((rng.random((200, 50)) < 0.2).astype(np.float32))
+    feats = SmoothedFeatures(x, a, 4, torch.device("cpu"), "sparse")
+    w = torch.randn(50, 256, generator=torch.Generator().manual_seed(0))
+    before = torch.get_num_threads()
+    outs = []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            m = w.clone().requires_grad_()
+            out = feats.matmul(m)
+            (out * out).sum().backward()
+            outs.append((out.detach(), m.grad))
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(outs[0][0], outs[1][0]) and torch.equal(outs[0][1], outs[1][1])
