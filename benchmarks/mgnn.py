@@ -34,20 +34,22 @@ def main() -> None:
     parser.add_argument("--models", nargs="*", default=list(MODELS))
     parser.add_argument("--protocols", nargs="*", default=None)
     parser.add_argument("--node-es", action="store_true",
-                        help="node sets only, paper protocol with early stopping (records "
-                             "'paper-es'): up to --epochs epochs, --patience, --seeds seeds")
+                        help="node sets only, early stopping on validation accuracy (records "
+                             "'<protocol>-es' for each of --protocols, default paper): up to "
+                             "--epochs epochs, --patience, --seeds seeds")
     parser.add_argument("--epochs", type=int, default=1000)
     parser.add_argument("--patience", type=int, default=200)
     parser.add_argument("--seeds", type=int, default=5)
     args = parser.parse_args()
     if args.node_es:
-        for dataset in args.only or ("cora", "citeseer"):
-            for model in args.models:
-                res = run_protocol(dataset, "paper", model, args.seeds, args.epochs,
-                                   out=str(OUT), resume=True, device="cpu", log=print,
-                                   patience=args.patience)
-                print(f"== {res['model']} {dataset} paper-es: {res['acc_mean']:.4f} ± "
-                      f"{res['acc_std']:.4f} (new seeds {res['seeds']})", flush=True)
+        for protocol in args.protocols or ("paper",):
+            for dataset in args.only or ("cora", "citeseer"):
+                for model in args.models:
+                    res = run_protocol(dataset, protocol, model, args.seeds, args.epochs,
+                                       out=str(OUT), resume=True, device="cpu", log=print,
+                                       patience=args.patience)
+                    print(f"== {res['model']} {dataset} {protocol}-es: {res['acc_mean']:.4f} ± "
+                          f"{res['acc_std']:.4f} (new seeds {res['seeds']})", flush=True)
         return
     for dataset, protocol, seeds, epochs in PLAN:
         if args.only and dataset not in args.only:

@@ -81,18 +81,67 @@ def build_model(name: str, in_channels: int, num_classes: int, task: str,
     """MGNN with the reference settings, or a PyG GCN/GraphSAGE/GAT/GIN baseline."""
     from graphkit.nn import MGNN
     if name == "mgnn":
-        keys = ("input_dropout", "dropout", "motif_dropout", "att_dropout", "att_act")
-        return MGNN(in_channels, hidden or 16, num_classes,
-                    num_layers or (1 if task == "node" else 3), task=task,
-                    **{k: cfg[k] for k in keys if k in cfg})
+        keys = ("input_dropout", "dropout", "motif_dropout", "att_dropout", "att_act", "pairs",
+                "negative", "compress_channels")
+        model = MGNN(in_channels, hidden or 16, num_classes,
+                     num_layers or (1 if task == "node" else 3), task=task,
+                     **{k: cfg[k] for k in keys if k in cfg})
+        if cfg.get("init", "default") != "default":
+            reference_init(model, cfg["init"])
+        return model
     from torch_geometric.nn.models import GAT, GCN, GIN, GraphSAGE
     cls = {"gcn": GCN, "sage": GraphSAGE, "gat": GAT, "gin": GIN}[name]
     hidden = hidden or 64
     layers = num_layers or (2 if task == "node" else 3)
     if task == "node":
-        return cls(in_channels, hidden, layers, num_classes, dropout=0.5)
+        # GAT: 8 heads of width hidden / 8 concatenated (Velickovic et al.'s Cora setting).
+        extra = {"heads": 8} if name == "gat" else {}
+        return cls(in_channels, hidden, layers, num_classes, dropout=0.5, **extra)
     return PooledBaseline(cls(in_channels, hidden, layers, hidden, dropout=0.5), hidden,
                           num_classes)
+
+
+INITS = ("default", "xavier", "kaiming")
+
+
+def reference_init(model: nn.Module, scheme: str) -> None:
+    """Re-initialize an MGNN's parameters the way the reference code does (notes section 2.4).
+
+    The reference stores ``W`` as ``[1, in, d]`` and ``W_root`` as ``[in, d]`` and calls torch's
+    ``kaiming_uniform_`` on both; torch takes fan-in from dimension 1 (times the trailing dims), so
+    ``W`` gets the bound ``sqrt(6 / (in * d))`` and ``W_root`` the much larger ``sqrt(6 / d)``.
+    The motif parameters (``W_a``, every ``W_k``, stored ``[d, d']`` and ``[13 d, d']``) get
+    ``scheme``: ``"xavier"`` (Cora) or ``"kaiming"`` (CiteSeer: bound ``sqrt(6 / d')``, and the
+    output layer too). Biases are zero. Done from outside the layer so that
+    :meth:`MotifConv.reset_parameters` keeps its own (PyG-style) default.
+    """
+    import math
+
+    from graphkit.errors import GraphError
+    from graphkit.nn.motif_conv import MotifConv
+    if scheme not in INITS[1:]:
+        raise GraphError(f"init: expected one of {INITS}, got {scheme!r}")
+    with torch.no_grad():
+        for conv in (m for m in model.modules() if isinstance(m, MotifConv)):
+            d, dp, fan = conv.out_channels, conv.compress_channels, conv.in_channels
+            k = len(conv.motifs)
+            conv.lin.weight[:d].uniform_(-math.sqrt(6 / (fan * d)), math.sqrt(6 / (fan * d)))
+            conv.lin.weight[d:].uniform_(-math.sqrt(6 / d), math.sqrt(6 / d))
+            if scheme == "xavier":
+                bound_a = math.sqrt(6 / (d + dp))
+                bound_k = math.sqrt(6 / (k * d + dp))
+            else:
+                bound_a = bound_k = math.sqrt(6 / dp)
+            conv.att.weight.uniform_(-bound_a, bound_a)
+            conv.comp_weight.uniform_(-bound_k, bound_k)
+            conv.bias.zero_()
+            conv.att.bias.zero_()
+            conv.comp_bias.zero_()
+        head = getattr(model, "head", None)
+        last = head[-1] if isinstance(head, nn.Sequential) else None
+        if scheme == "kaiming" and isinstance(last, nn.Linear):
+            bound = math.sqrt(6 / last.in_features)
+            last.weight.uniform_(-bound, bound)
 
 
 def _graph_features(dataset: Any) -> list:
@@ -239,6 +288,8 @@ def run_protocol(dataset_name: str, protocol: str | None = None, model_name: str
             from graphkit.records import append_record, make_record
             extra = {"patience": patience, "epochs_run": res["epochs_run"]} \
                 if "epochs_run" in res else {}
+            if model_name == "mgnn":
+                extra["config"] = {k: v for k, v in cfg.items() if k not in ("lr", "weight_decay")}
             append_record(out, make_record(
                 method, ds_label, label, seed,
                 {"acc": res["test_acc"], "best_epoch": res["best_epoch"]}, res["seconds"], dev,

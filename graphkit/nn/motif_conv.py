@@ -37,8 +37,17 @@ from graphkit.errors import GraphError
 def compute_motifs(edge_index: Tensor, num_nodes: int, motifs: Sequence[str], *,
                    edge_weight: Tensor | None = None, pairs: str = "all",
                    negative: bool = True) -> list[tuple[Tensor, Tensor]]:
-    """Normalized motif matrices in ``motifs`` order (differentiable in ``edge_weight``)."""
-    result = motif_adjacency(edge_index, num_nodes, motifs, edge_weight=edge_weight, pairs=pairs)
+    """Normalized motif matrices in ``motifs`` order (differentiable in ``edge_weight``).
+
+    ``pairs="reference"`` builds the MGNN reference code's matrices (open motifs with its
+    self-loop quirk, :mod:`graphkit.data.motifs_reference`); ``"all"``/``"edges"`` count instances.
+    """
+    if pairs == "reference":
+        from graphkit.data.motifs_reference import reference_motif_adjacency
+        result = reference_motif_adjacency(edge_index, num_nodes, motifs, edge_weight=edge_weight)
+    else:
+        result = motif_adjacency(edge_index, num_nodes, motifs, edge_weight=edge_weight,
+                                 pairs=pairs)
     dtype = edge_weight.dtype if edge_weight is not None else torch.float32
     return [normalize_adjacency(index, weight.to(dtype), num_nodes, negative)
             for index, weight in result.matrices.values()]
@@ -223,7 +232,9 @@ class MotifConv(MessagePassing):
         compress_channels: compressed width ``d'`` of each ``z_k`` (reference: 6); the output
             has ``len(motifs) * compress_channels`` features.
         motifs: which motifs (see :func:`graphkit.data.motifs.parse_motifs`), default all 13.
-        pairs: motif pair definition passed to :func:`~graphkit.data.motifs.motif_adjacency`.
+        pairs: motif pair definition passed to :func:`~graphkit.data.motifs.motif_adjacency`,
+            or ``"reference"`` for the reference code's matrices (open motifs with its
+            self-loop quirk, :mod:`graphkit.data.motifs_reference`; node benchmarks use it).
         negative: use the reference code's ``-D^{-1/2} M D^{-1/2}`` normalization (faithful
             default) for ``Â`` and every ``M̂_k``.
         att_act: ``"sigmoid"`` or ``"tanh"`` for the redundancy gate ``a_k``.
@@ -239,8 +250,8 @@ class MotifConv(MessagePassing):
         super().__init__(aggr="add")
         if att_act not in ("sigmoid", "tanh"):
             raise GraphError(f"att_act: expected 'sigmoid' or 'tanh', got {att_act!r}")
-        if pairs not in PAIRS:
-            raise GraphError(f"pairs: expected one of {PAIRS}, got {pairs!r}")
+        if pairs not in (*PAIRS, "reference"):
+            raise GraphError(f"pairs: expected one of {(*PAIRS, 'reference')}, got {pairs!r}")
         for name, value in (("in_channels", in_channels), ("out_channels", out_channels),
                             ("compress_channels", compress_channels)):
             if not isinstance(value, int) or value < 1:

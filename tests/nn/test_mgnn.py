@@ -191,3 +191,44 @@ def test_fast_path_matches_propagate_path_and_dense_input():
     # In-place edits of x are noticed (version counter), never served from a stale cache.
     x[0, 0] = 5.0
     assert not torch.allclose(fast(x, ei)[0], out_fast[0])
+
+
+def test_reference_motif_definition_paths_agree():
+    """``pairs="reference"`` (the reference code's open motifs, with a diagonal): the cached
+    operator path, the differentiable edge-weight path and precomputed matrices agree."""
+    from graphkit.nn.motif_conv import compute_motifs
+
+    data = two_triangles()
+    torch.manual_seed(0)
+    model = MGNN(4, 8, 2, pairs="reference", dropout=0.0, input_dropout=0.0, motif_dropout=0.0,
+                 att_dropout=0.0)
+    out = model(data.x, data.edge_index)
+    ones = torch.ones(data.edge_index.size(1), requires_grad=True)
+    out_w = model(data.x, data.edge_index, edge_weight=ones)
+    given = compute_motifs(data.edge_index, 7, model.motifs, pairs="reference")
+    out_given = model(data.x, data.edge_index, motif_adj=given)
+    assert torch.allclose(out, out_w, atol=1e-5) and torch.allclose(out, out_given, atol=1e-6)
+    out_w.sum().backward()
+    assert ones.grad is not None and ones.grad.abs().sum() > 0
+    # M8 has the reference code's self-loop diagonal; the instance-count definition has none.
+    m8 = model.motifs.index("M8")
+    assert (given[m8][0][0] == given[m8][0][1]).any()
+    plain = compute_motifs(data.edge_index, 7, ["M8"], pairs="edges")[0]
+    assert not (plain[0][0] == plain[0][1]).any()
+    with pytest.raises(GraphError, match="pairs"):
+        MotifConv(4, 8, pairs="bogus")
+
+
+def test_reference_init_bounds():
+    import math
+
+    from graphkit.commands.mgnn import build_model, reference_init
+
+    model = build_model("mgnn", 100, 3, "node", 16, init="xavier", pairs="reference")
+    conv = model.convs[0]
+    w, root = conv.lin.weight[:16], conv.lin.weight[16:]
+    assert w.abs().max() <= math.sqrt(6 / 1600) and root.abs().max() > 0.3  # root: sqrt(6/16)
+    reference_init(model, "kaiming")
+    assert conv.comp_weight.abs().max() > 0.5 and conv.bias.abs().sum() == 0
+    with pytest.raises(GraphError, match="init"):
+        reference_init(model, "orthogonal")

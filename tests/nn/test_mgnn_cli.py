@@ -33,3 +33,11 @@ def test_cv_protocol_writes_and_resumes(tmp_path):
 def test_bad_arguments(kwargs, match):
     with pytest.raises(GraphError, match=match):
         run_protocol("triangles-squares", **{"epochs": 1, **kwargs})
+
+
+@pytest.mark.parametrize("model", ["gat", "gin", "mgnn"])
+def test_public_protocol_with_early_stopping(data_root, model):
+    res = run_protocol("cora", "public", model, seeds=1, epochs=3, root=str(data_root),
+                       device="cpu", patience=1)
+    assert res["protocol"] == "public-es" and res["seeds"] == [0]
+    assert 0.0 <= res["acc_mean"] <= 1.0

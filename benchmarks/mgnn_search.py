@@ -1,0 +1,151 @@
+"""MGNN node-task search, selected on VALIDATION accuracy only (test labels are never read here).
+
+Paper protocol (random 500 validation / 500 test nodes, the rest trains; split seed = seed),
+split seeds 0-2, up to 1000 epochs with early stopping after 200 epochs without a better
+validation accuracy (as ``benchmarks.mgnn --node-es``). Each record holds the best validation
+accuracy and its epoch, nothing else, in ``benchmarks/results/mgnn_search.jsonl``.
+
+Stages (run in order; each resumes, and ``--shard i --shards n`` splits a stage over processes):
+
+- ``A`` (Cora): faithfulness switches at the reference hyperparameters: motif matrices
+  ``pairs`` in {all, edges, reference} x initialization in {default, reference (xavier)};
+- ``B`` (Cora): the best stage-A structure, lr {0.005, 0.011} x weight decay {5e-3, 16e-3} x
+  (input, layer) dropout {(0.5, 0.6), (0.8, 0.5)};
+- ``C`` (CiteSeer): the best stage-A structure with CiteSeer's reference hyperparameters (and its
+  reference init), with the stage-A init, with Cora's reference regularization, and with weight
+  decay 5e-3.
+
+Run: ``GRAPHKIT_DATA=/work/shared/datasets OMP_NUM_THREADS=1 python -m benchmarks.mgnn_search
+--stage A`` (then B, C); ``--best`` prints the per-config validation means and the choices.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from benchmarks.harness import RESULTS, append_record, make_record, read_records
+from graphkit.commands.mgnn import NODE_CONFIG, build_model, fit_node_early_stopping
+
+OUT = RESULTS / "mgnn_search.jsonl"
+SEEDS = (0, 1, 2)
+EPOCHS, PATIENCE = 1000, 200
+PROTOCOL = "paper-es-val"
+# The reference code's hyperparameters, as the starting point (paper notes section 2.4).
+REF = {"cora": dict(NODE_CONFIG["cora"], pairs="all", init="default", hidden=16),
+       "citeseer": dict(NODE_CONFIG["citeseer"], pairs="all", init="default", hidden=16)}
+KEYS = ("pairs", "init", "lr", "weight_decay", "hidden", "input_dropout", "dropout",
+        "motif_dropout", "att_dropout", "att_act")
+
+
+def name_of(cfg: dict[str, Any]) -> str:
+    return "MGNN[" + ",".join(f"{k}={cfg[k]}" for k in KEYS) + "]"
+
+
+def stage_a() -> list[tuple[str, dict[str, Any]]]:
+    return [("cora", dict(REF["cora"], pairs=p, init=i))
+            for p, i in itertools.product(("all", "edges", "reference"), ("default", "xavier"))]
+
+
+def means(dataset: str) -> dict[str, tuple[float, int, dict[str, Any]]]:
+    """Mean validation accuracy per config name over the recorded seeds."""
+    acc: dict[str, list[float]] = {}
+    cfgs: dict[str, dict[str, Any]] = {}
+    for r in read_records(OUT) if OUT.exists() else []:
+        if r["dataset"] == dataset and r["protocol"] == PROTOCOL:
+            acc.setdefault(r["method"], []).append(r["metrics"]["val_acc"])
+            cfgs[r["method"]] = r["config"]
+    return {k: (float(np.mean(v)), len(v), cfgs[k]) for k, v in acc.items()}
+
+
+def best(dataset: str, candidates: list[dict[str, Any]]) -> dict[str, Any]:
+    """The candidate with the highest mean validation accuracy over all of SEEDS."""
+    table = means(dataset)
+    scored = [(table[name_of(c)][0], i, c) for i, c in enumerate(candidates)
+              if name_of(c) in table and table[name_of(c)][1] == len(SEEDS)]
+    if len(scored) < len(candidates):
+        raise SystemExit(f"{len(candidates) - len(scored)} configs of the previous stage are "
+                         "unfinished; run it first")
+    return max(scored, key=lambda t: (t[0], -t[1]))[2]
+
+
+def stage_b() -> list[tuple[str, dict[str, Any]]]:
+    base = best("cora", [c for _, c in stage_a()])
+    grid = itertools.product((0.005, 0.011), (5e-3, 16e-3), ((0.5, 0.6), (0.8, 0.5)))
+    return [("cora", dict(base, lr=lr, weight_decay=wd, input_dropout=di, dropout=do))
+            for lr, wd, (di, do) in grid]
+
+
+def stage_c() -> list[tuple[str, dict[str, Any]]]:
+    a = best("cora", [c for _, c in stage_a()])
+    init = {"default": "default", "xavier": "kaiming"}[a["init"]]  # CiteSeer's reference init
+    ref = dict(REF["citeseer"], pairs=a["pairs"], init=init)
+    cora_like = dict(ref, weight_decay=16e-3, dropout=0.6, motif_dropout=0.1, att_dropout=0.1)
+    out = [ref, dict(ref, init=a["init"]), cora_like, dict(ref, weight_decay=5e-3)]
+    unique: dict[str, dict[str, Any]] = {name_of(c): c for c in out}
+    return [("citeseer", c) for c in unique.values()]
+
+
+def run_one(dataset: str, cfg: dict[str, Any], seed: int, data: Any) -> None:
+    from graphkit.data import random_split
+    from graphkit.runtime import seed_everything
+    seed_everything(seed)
+    split = random_split(data, 500, 500, seed=seed)
+    model = build_model("mgnn", data.num_features, int(data.y.max()) + 1, "node",
+                        cfg["hidden"], **{k: v for k, v in cfg.items() if k != "hidden"})
+    res = fit_node_early_stopping(model, split, EPOCHS, cfg["lr"], cfg["weight_decay"], PATIENCE,
+                                  torch.device("cpu"))
+    # Only validation numbers are kept: the search must never see test labels.
+    append_record(OUT, make_record(name_of(cfg), dataset, PROTOCOL, seed,
+                                   {"val_acc": res["val_acc"], "best_epoch": res["best_epoch"]},
+                                   res["seconds"], "cpu", config=cfg, epochs=EPOCHS,
+                                   patience=PATIENCE, epochs_run=res["epochs_run"]))
+    print(f"{dataset} {name_of(cfg)} seed {seed}: val {res['val_acc']:.4f} "
+          f"(epoch {res['best_epoch']}, {res['seconds']:.0f} s)", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--stage", choices=("A", "B", "C"))
+    parser.add_argument("--shard", type=int, default=0)
+    parser.add_argument("--shards", type=int, default=1)
+    parser.add_argument("--best", action="store_true", help="print validation means and choices")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    if args.best:
+        for dataset in ("cora", "citeseer"):
+            for name, (mean, n, _) in sorted(means(dataset).items(), key=lambda kv: -kv[1][0]):
+                print(f"{dataset} {mean:.4f} ({n} seeds) {name}")
+        for label, fn in (("A", lambda: best("cora", [c for _, c in stage_a()])),
+                          ("B", lambda: best("cora", [c for _, c in stage_b()])),
+                          ("C", lambda: best("citeseer", [c for _, c in stage_c()]))):
+            try:
+                print(f"best {label}: {json.dumps(fn())}")
+            except SystemExit as exc:
+                print(f"best {label}: {exc}")
+        return
+    from graphkit.data import load
+    plan = {"A": stage_a, "B": stage_b, "C": stage_c}[args.stage]()
+    done = {(r["method"], r["dataset"], r["seed"]) for r in (read_records(OUT) if OUT.exists()
+                                                             else [])}
+    jobs = [(d, c, s) for d, c in plan for s in SEEDS]
+    jobs = [j for i, j in enumerate(jobs) if i % args.shards == args.shard]
+    cache: dict[str, Any] = {}
+    start = time.perf_counter()
+    for dataset, cfg, seed in jobs:
+        if (name_of(cfg), dataset, seed) in done:
+            continue
+        if dataset not in cache:
+            cache[dataset] = load(dataset)
+        run_one(dataset, cfg, seed, cache[dataset])
+    print(f"stage {args.stage} shard {args.shard}: {time.perf_counter() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
