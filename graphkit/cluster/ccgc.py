@@ -122,21 +122,35 @@ def cluster_guided_loss(z1: torch.Tensor, z2: torch.Tensor, labels: torch.Tensor
         keys = keys[1:]
     if len(keys) < 2:
         return None
-    pos = z1.new_zeros(())
-    c1, c2 = [], []
+    # One gather per view for all clusters, not four per cluster: each gather's backward
+    # zero-fills an N×D buffer, which dominated the cluster-guided epochs.
+    members, firsts, seconds, bounds = [], [], [], [0]
     for key in keys:
         now = confident[lab == key]
         m = now.numel()
         size = int(m * keep)
-        a = now[torch.randperm(m, generator=gen)[:size].to(now.device)]
-        b = now[torch.randperm(m, generator=gen)[:size].to(now.device)]
-        pos = pos + (2.0 - 2.0 * (z1[a] * z2[b]).sum(1)).sum()
+        offset = bounds[-1]
+        firsts.append(offset + torch.randperm(m, generator=gen)[:size])
+        seconds.append(offset + torch.randperm(m, generator=gen)[:size])
+        members.append(now)
+        bounds.append(offset + m)
+    members_all = torch.cat(members)
+    h1, h2 = z1[members_all], z2[members_all]
+    dots = (h1[torch.cat(firsts).to(h1.device)] * h2[torch.cat(seconds).to(h1.device)]).sum(1)
+    pos = z1.new_zeros(())
+    c1, c2 = [], []
+    start = 0
+    for i in range(len(keys)):
+        size = firsts[i].numel()
+        pos = pos + (2.0 - 2.0 * dots[start:start + size].clone()).sum()
+        start += size
+        rows = slice(bounds[i], bounds[i + 1])
         if shard.trivial:
-            c1.append(z1[now].mean(0))
-            c2.append(z2[now].mean(0))
+            c1.append(h1[rows].mean(0))
+            c2.append(h2[rows].mean(0))
         else:  # sums here, divided by the global sizes below
-            c1.append(z1[now].sum(0))
-            c2.append(z2[now].sum(0))
+            c1.append(h1[rows].sum(0))
+            c2.append(h2[rows].sum(0))
     pos = shard.sum(pos)
     if float(pos.detach()) == 0.0:
         return None
