@@ -111,10 +111,17 @@ class _Scipy:
     def diag_r(self, x, v):
         return (x @ sp.diags(v)).tocsr()
 
-    def offdiag(self, x):
+    def offdiag(self, x, offset: int = 0):
+        """Drop the diagonal of a row block whose first row is row ``offset`` of the matrix."""
         x = x.tocoo()
-        keep = x.row != x.col
+        keep = x.row + offset != x.col
         return sp.csr_matrix((x.data[keep], (x.row[keep], x.col[keep])), shape=x.shape)
+
+    def rows(self, x, start: int, stop: int):
+        return x if (start, stop) == (0, x.shape[0]) else x[start:stop]
+
+    def vstack(self, blocks: list):
+        return blocks[0] if len(blocks) == 1 else sp.vstack(blocks, format="csr")
 
     def to_pyg(self, x, device: torch.device, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
         x = x.tocoo()
@@ -162,11 +169,32 @@ class _Torch:
         return torch.sparse_coo_tensor(idx, x.values() * v[idx[1]], x.shape,
                                        check_invariants=False).coalesce()
 
-    def offdiag(self, x):
+    def offdiag(self, x, offset: int = 0):
         idx = x.indices()
-        keep = idx[0] != idx[1]
+        keep = idx[0] + offset != idx[1]
         return torch.sparse_coo_tensor(idx[:, keep], x.values()[keep], x.shape,
                                        check_invariants=False).coalesce()
+
+    def rows(self, x, start: int, stop: int):
+        if (start, stop) == (0, x.shape[0]):
+            return x
+        idx = x.indices()
+        keep = (idx[0] >= start) & (idx[0] < stop)
+        sub = torch.stack([idx[0][keep] - start, idx[1][keep]])
+        return torch.sparse_coo_tensor(sub, x.values()[keep], (stop - start, x.shape[1]),
+                                       check_invariants=False).coalesce()
+
+    def vstack(self, blocks: list):
+        if len(blocks) == 1:
+            return blocks[0]
+        starts = [0]
+        for b in blocks[:-1]:
+            starts.append(starts[-1] + b.shape[0])
+        idx = torch.cat([b.indices() + torch.tensor([[s], [0]], device=b.indices().device)
+                         for b, s in zip(blocks, starts, strict=True)], 1)
+        val = torch.cat([b.values() for b in blocks])
+        shape = (starts[-1] + blocks[-1].shape[0], blocks[0].shape[1])
+        return torch.sparse_coo_tensor(idx, val, shape, check_invariants=False).coalesce()
 
     def to_pyg(self, x, device: torch.device, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
         x = x.coalesce()
@@ -174,67 +202,105 @@ class _Torch:
         return x.indices()[:, keep].to(device), x.values()[keep].to(dtype)
 
 
-def _formulas(ops: Any, A: Any, wanted: tuple[str, ...], pairs: str) -> dict[str, Any]:
-    """Benson's constructions with U = A (non-induced counts); see the module docstring."""
-    At = ops.t(A)
-    B = ops.mul(A, At)
-    cache: dict[str, Any] = {}
-    mats = {"A": A, "At": At, "B": B}
+def _block_terms(ops: Any, name: str, rows: dict[str, Any], mm: Any, deg: dict[str, Any],
+                 d_out_full: Any, pairs: str, offset: int) -> tuple[Any, Any]:
+    """Rows ``offset..`` of the two parts of ``W_k = (Q + Q^T) + P`` (either may be None).
 
-    def mm(x: str, y: str):
-        key = x + "@" + y
-        if key not in cache:
-            cache[key] = ops.mm(mats[x], mats[y])
-        return cache[key]
+    Every term is row-local (a row of ``Q`` or ``P`` needs only that row of its left operands and
+    the whole right operand), which is what lets :func:`_formulas` build them in row blocks.
+    Benson's constructions with ``U = A`` (non-induced counts); see the module docstring.
+    """
+    A, At, B = rows["A"], rows["At"], rows["B"]
 
     def sampled(x: str, y: str, z: str):
-        return ops.mul(mm(x, y), mats[z])
+        return ops.mul(mm(x, y), rows[z])
 
-    def sym(c):
-        return c + ops.t(c)
+    def leaf(x: str, y: str):
+        return ops.offdiag(mm(x, y), offset) if pairs == "all" else None
 
+    def add(x, y):
+        return x if y is None else x + y
+
+    if name == "M1":
+        return sampled("A", "A", "At"), None
+    if name == "M2":
+        return sampled("B", "A", "At") + sampled("A", "B", "At") + sampled("A", "A", "B"), None
+    if name == "M3":
+        return sampled("B", "B", "A") + sampled("B", "A", "B") + sampled("A", "B", "B"), None
+    if name == "M4":
+        return None, sampled("B", "B", "B")
+    if name == "M5":
+        return sampled("A", "A", "A") + sampled("A", "At", "A") + sampled("At", "A", "A"), None
+    if name == "M6":
+        return None, sampled("A", "B", "A") + sampled("B", "At", "At") + sampled("At", "A", "B")
+    if name == "M7":
+        return None, sampled("At", "B", "At") + sampled("B", "A", "A") + sampled("A", "At", "B")
+    # Open motifs: (centre, leaf) pairs are per-edge terms, "degree of the centre minus the edge
+    # itself"; the (leaf, leaf) pair is an off-diagonal matrix product.
+    if name == "M8":
+        return ops.diag_l(deg["out"], A) - ops.mul(A, A), leaf("At", "A")
+    if name == "M9":
+        q = (ops.diag_r(A, d_out_full) - ops.mul(A, At)
+             + ops.diag_l(deg["in"], A) - ops.mul(A, At))
+        return add(q, leaf("A", "A")), None
+    if name == "M10":
+        return ops.diag_l(deg["in"], At) - ops.mul(At, At), leaf("A", "At")
+    if name == "M11":
+        q = ops.diag_l(deg["out"], B) - ops.mul(B, A) + ops.diag_l(deg["bi"], A) - ops.mul(A, B)
+        return add(q, leaf("B", "A")), None
+    if name == "M12":
+        q = (ops.diag_l(deg["in"], B) - ops.mul(B, At)
+             + ops.diag_l(deg["bi"], At) - ops.mul(At, B))
+        return add(q, leaf("B", "At")), None
+    # M13
+    return ops.diag_l(deg["bi"], B) - ops.mul(B, B), leaf("B", "B")
+
+
+def _formulas(ops: Any, A: Any, wanted: tuple[str, ...], pairs: str,
+              chunk_size: int | None = None) -> dict[str, Any]:
+    """``W_k = (Q_k + Q_k^T) + P_k`` for every wanted motif, with ``Q_k`` and ``P_k`` built in
+    blocks of ``chunk_size`` rows (one block when None).
+
+    Why blocks: the intermediate products (``A·A``, ``B·A``, ...) have about ``sum_i d_i^2``
+    entries, far more than the sampled results they are masked to, and they dominate peak memory
+    on large graphs. A block computes only its rows of each product, masks them and frees them.
+    Each row is computed by the same operations in either case, so the result is identical.
+    """
+    n = ops.n
+    At = ops.t(A)
+    B = ops.mul(A, At)
+    full = {"A": A, "At": At, "B": B}
     d_out, d_in, d_bi = ops.rowsum(A), ops.colsum(A), ops.rowsum(B)
+    step = n if chunk_size is None else int(chunk_size)
+    parts: dict[str, tuple[list, list]] = {name: ([], []) for name in wanted}
+    for start in range(0, max(n, 1), max(step, 1)):
+        stop = min(n, start + step)
+        rows = {key: ops.rows(mat, start, stop) for key, mat in full.items()}
+        deg = {"out": d_out[start:stop], "in": d_in[start:stop], "bi": d_bi[start:stop]}
+        cache: dict[tuple[str, str], Any] = {}
+
+        def mm(x: str, y: str, rows=rows, cache=cache):
+            if (x, y) not in cache:
+                cache[(x, y)] = ops.mm(rows[x], full[y])
+            return cache[(x, y)]
+
+        for name in wanted:
+            q, p = _block_terms(ops, name, rows, mm, deg, d_out, pairs, start)
+            for store, block in zip(parts[name], (q, p), strict=True):
+                if block is not None:
+                    store.append(block)
+        del cache, rows
     out: dict[str, Any] = {}
     for name in wanted:
-        if name == "M1":
-            w = sym(sampled("A", "A", "At"))
-        elif name == "M2":
-            w = sym(sampled("B", "A", "At") + sampled("A", "B", "At") + sampled("A", "A", "B"))
-        elif name == "M3":
-            w = sym(sampled("B", "B", "A") + sampled("B", "A", "B") + sampled("A", "B", "B"))
-        elif name == "M4":
-            w = sampled("B", "B", "B")
-        elif name == "M5":
-            w = sym(sampled("A", "A", "A") + sampled("A", "At", "A") + sampled("At", "A", "A"))
-        elif name == "M6":
-            w = sampled("A", "B", "A") + sampled("B", "At", "At") + sampled("At", "A", "B")
-        elif name == "M7":
-            w = sampled("At", "B", "At") + sampled("B", "A", "A") + sampled("A", "At", "B")
-        else:
-            # Open motifs: (centre, leaf) pairs are per-edge terms, "degree of the centre minus the
-            # edge itself"; the (leaf, leaf) pair is an off-diagonal matrix product.
-            if name == "M8":
-                w = sym(ops.diag_l(d_out, A) - ops.mul(A, A))
-                leaf = ops.offdiag(mm("At", "A"))
-            elif name == "M9":
-                w = sym(ops.diag_r(A, d_out) - ops.mul(A, At)
-                        + ops.diag_l(d_in, A) - ops.mul(A, At))
-                leaf = sym(ops.offdiag(mm("A", "A")))
-            elif name == "M10":
-                w = sym(ops.diag_l(d_in, At) - ops.mul(At, At))
-                leaf = ops.offdiag(mm("A", "At"))
-            elif name == "M11":
-                w = sym(ops.diag_l(d_out, B) - ops.mul(B, A) + ops.diag_l(d_bi, A) - ops.mul(A, B))
-                leaf = sym(ops.offdiag(mm("B", "A")))
-            elif name == "M12":
-                w = sym(ops.diag_l(d_in, B) - ops.mul(B, At)
-                        + ops.diag_l(d_bi, At) - ops.mul(At, B))
-                leaf = sym(ops.offdiag(mm("B", "At")))
-            else:  # M13
-                w = sym(ops.diag_l(d_bi, B) - ops.mul(B, B))
-                leaf = ops.offdiag(mm("B", "B"))
-            if pairs == "all":
-                w = w + leaf
+        q_blocks, p_blocks = parts.pop(name)
+        w = None
+        if q_blocks:
+            q = ops.vstack(q_blocks)
+            del q_blocks
+            w = q + ops.t(q)
+        if p_blocks:
+            p = ops.vstack(p_blocks)
+            w = p if w is None else w + p
         out[name] = w
     return out
 
@@ -294,7 +360,7 @@ def _prepare(edge_index: Tensor, num_nodes: int, edge_weight: Tensor | None
 def motif_adjacency(edge_index: Tensor, num_nodes: int,
                     motifs: str | int | Iterable[str | int] = "all", *,
                     edge_weight: Tensor | None = None, pairs: str = "all",
-                    dedupe: bool = False) -> MotifAdjacency:
+                    dedupe: bool = False, chunk_size: int | None = None) -> MotifAdjacency:
     """Weighted motif adjacency matrices ``W_k`` of a (directed or undirected) graph.
 
     Args:
@@ -307,6 +373,9 @@ def motif_adjacency(edge_index: Tensor, num_nodes: int,
             joined by an edge of the instance; differs for the open motifs M8-M13 only).
         dedupe: keep only the first of motifs whose matrices are equal up to a positive factor
             (identical after symmetric normalization); ``groups`` says which were merged.
+        chunk_size: build the sparse products in blocks of this many rows (None: all rows at
+            once). Bounds the peak memory of the intermediate products on large graphs; the
+            result is identical (tested).
 
     Returns:
         a :class:`MotifAdjacency`; ``result["M4"]`` is ``(edge_index, edge_weight)`` with exact
@@ -315,6 +384,7 @@ def motif_adjacency(edge_index: Tensor, num_nodes: int,
     wanted = parse_motifs(motifs)
     if pairs not in PAIRS:
         raise GraphError(f"pairs: expected one of {PAIRS}, got {pairs!r}")
+    _check_chunk_size(chunk_size)
     device = edge_index.device if isinstance(edge_index, Tensor) else torch.device("cpu")
     dtype = edge_weight.dtype if isinstance(edge_weight, Tensor) \
         and edge_weight.is_floating_point() else torch.float32
@@ -325,10 +395,41 @@ def motif_adjacency(edge_index: Tensor, num_nodes: int,
     if grad:
         weight = weight.to(torch.float64) if weight.device.type == "cpu" else weight
     A = ops.matrix(index[0], index[1], weight)
-    raw = _formulas(ops, A, wanted, pairs)
+    raw = _formulas(ops, A, wanted, pairs, chunk_size)
     matrices = {name: ops.to_pyg(m, device, dtype) for name, m in raw.items()}
     result = MotifAdjacency(n, matrices, {name: (name,) for name in matrices})
     return _dedupe(result) if dedupe else result
+
+
+def _check_chunk_size(chunk_size: int | None) -> None:
+    if chunk_size is not None and (isinstance(chunk_size, bool)
+                                   or not isinstance(chunk_size, (int, np.integer))
+                                   or chunk_size < 1):
+        raise GraphError(f"chunk_size: expected a positive int or None, got {chunk_size!r}")
+
+
+def motif_csr(edge_index: Tensor, num_nodes: int,
+              motifs: str | int | Iterable[str | int] = "all", *, pairs: str = "all",
+              chunk_size: int | None = None) -> dict[str, sp.csr_matrix]:
+    """The raw motif matrices ``W_k`` as float64 scipy CSR matrices (no gradient).
+
+    The same numbers as :func:`motif_adjacency` without the conversion to ``(edge_index,
+    edge_weight)`` tensors, which on a large graph would hold a second, int64-indexed copy of every
+    matrix. For large graphs; see :mod:`graphkit.nn.mgnn_precomputed`.
+    """
+    wanted = parse_motifs(motifs)
+    if pairs not in PAIRS:
+        raise GraphError(f"pairs: expected one of {PAIRS}, got {pairs!r}")
+    _check_chunk_size(chunk_size)
+    index, weight = _prepare(edge_index, num_nodes, None)
+    ops = _Scipy(int(num_nodes))
+    raw = _formulas(ops, ops.matrix(index[0], index[1], weight), wanted, pairs, chunk_size)
+    out = {}
+    for name, mat in raw.items():
+        mat = mat.tocsr()
+        mat.eliminate_zeros()
+        out[name] = mat
+    return out
 
 
 def normalize_adjacency(edge_index: Tensor, edge_weight: Tensor, num_nodes: int,
