@@ -2,6 +2,12 @@
 
 Node datasets explain their motif nodes (BA-Shapes 300-699, Tree-Cycles 511-870, ...); graph
 datasets (mutag, enzymes) explain the test graphs and report fidelity metrics only.
+
+``torchrun --standalone --nproc-per-node N -m graphkit explain ... --distributed`` trains the
+model on every rank (same seed; rank 0's weights are then broadcast), deals the targets out in
+chunks of ``--batch-size`` (:func:`graphkit.explain.explain_targets`) and gathers the masks on
+rank 0, which alone scores, prints and writes ``--out``: the same metrics and masks as one
+process with the same seed.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ SETTINGS: dict[str, dict[str, float]] = {
     "ba-shapes": {"alpha": 0.05, "beta": 1.0, "lr": 0.1, "k": 6},
     "ba-shapes-reference": {"alpha": 0.005, "beta": 1.0, "k": 6},
     "ba-community": {"alpha": 0.005, "beta": 1.0, "k": 6},
-    "tree-cycles": {"alpha": 0.05, "beta": 1.0, "lr": 0.01, "k": 6},
+    "tree-cycles": {"alpha": 0.05, "beta": 1.0, "lr": 0.1, "k": 6},
     "tree-grid": {"alpha": 0.05, "beta": 1.0, "lr": 0.1, "k": 12},
     "mutag": {"alpha": 0.0001, "beta": 0.001, "k": 6},
     "enzymes": {"alpha": 0.0001, "beta": 0.001, "k": 6},
@@ -47,6 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, help="append one record per seed to FILE.jsonl")
     parser.add_argument("--resume", action="store_true", help="skip seeds already in --out")
     parser.add_argument("--plot", default=None, help="draw one target's explanation (PNG)")
+    parser.add_argument("--distributed", action="store_true",
+                        help="shard the targets over the ranks of torchrun --nproc-per-node N "
+                             "-m graphkit explain ... --distributed (same result as one process)")
 
 
 def _targets(data: Any, count: int | None) -> Any:
@@ -58,36 +67,57 @@ def _targets(data: Any, count: int | None) -> Any:
     return idx
 
 
+def train_model(dataset: str, model_name: str = "gcn", *, seed: int = 0,
+                train_epochs: int | None = None, root: str | None = None,
+                device: str = "auto") -> Any:
+    """Train the model ``evaluate`` explains on ``dataset`` (split and accuracy kept in
+    ``model._graphkit_info``). Under ``--distributed`` every rank calls it *before* joining the
+    process group, so graph models train as in one process rather than with DDP."""
+    from graphkit.data import load
+    from graphkit.explain import train_graph_model, train_node_model
+    from graphkit.runtime import resolve_device
+    dev = resolve_device(device)
+    if dataset in GRAPH_DATASETS:
+        model, info = train_graph_model(load(dataset, root=root), model_name, seed=seed,
+                                        epochs=train_epochs or 100, device=dev)
+    else:
+        model, info = train_node_model(load(dataset, root=root).to(dev), model_name, seed=seed,
+                                       epochs=train_epochs or 1000, device=dev)
+    model._graphkit_info = info
+    return model
+
+
 def evaluate(dataset: str, explainer: str, model_name: str = "gcn", *, seed: int = 0,
              nodes: int | None = None, epochs: int = 500, train_epochs: int | None = None,
              batch_size: int = 128, root: str | None = None, device: str = "auto",
-             model: Any = None) -> tuple[dict[str, Any], Any, Any, Any]:
+             model: Any = None) -> tuple[dict[str, Any] | None, Any, Any, Any]:
     """Train (or reuse) the model, explain the targets, and score them.
 
-    Returns the metrics dict, the :class:`BatchExplanation`, the model and the data."""
+    The targets are explained by :func:`graphkit.explain.explain_targets` in chunks of
+    ``batch_size``, sharded over the ranks when a process group is initialised; rank 0 scores
+    them. Returns the metrics dict, the :class:`BatchExplanation`, the model and the data
+    (metrics and explanation are ``None`` on the other ranks)."""
     import torch
 
     from graphkit.data import load
     from graphkit.explain import (
+        explain_targets,
         explanation_size,
         groundtruth_metrics,
         necessity_sufficiency,
-        run_explainer,
-        train_graph_model,
-        train_node_model,
     )
     from graphkit.runtime import resolve_device, seed_everything
     dev = resolve_device(device)
     cfg = SETTINGS[dataset]
     k = int(cfg["k"])
     nseg_kw = {"alpha": cfg["alpha"], "beta": cfg["beta"], "alpha_f": cfg["alpha"],
-               "beta_f": cfg["beta"], "lr": cfg.get("lr", 0.01), "batch_size": batch_size}
-    info: dict[str, Any] = getattr(model, "_graphkit_info", {}) if model is not None else {}
+               "beta_f": cfg["beta"], "lr": cfg.get("lr", 0.01)}
+    if model is None:
+        model = train_model(dataset, model_name, seed=seed, train_epochs=train_epochs,
+                            root=root, device=device)
+    info: dict[str, Any] = getattr(model, "_graphkit_info", {})
     if dataset in GRAPH_DATASETS:
         ds = load(dataset, root=root)
-        if model is None:
-            model, info = train_graph_model(ds, model_name, seed=seed,
-                                            epochs=train_epochs or 100, device=dev)
         test = info.get("test_index", torch.arange(len(ds)))
         if nodes is not None:
             test = test[:nodes]
@@ -97,15 +127,15 @@ def evaluate(dataset: str, explainer: str, model_name: str = "gcn", *, seed: int
         index, level = torch.arange(test.numel()), "graph"
     else:
         data = load(dataset, root=root).to(dev)
-        if model is None:
-            model, info = train_node_model(data, model_name, seed=seed,
-                                           epochs=train_epochs or 1000, device=dev)
         kwargs, index, level = {}, _targets(data, nodes), "node"
     model = model.to(dev).eval()
     model._graphkit_info = info  # reused models keep their split and accuracy
     seed_everything(seed)
-    res = run_explainer(explainer, model, data.x, data.edge_index, index, epochs=epochs,
-                        seed=seed, task_level=level, nseg_kw=nseg_kw, **kwargs)
+    res = explain_targets(explainer, model, data.x, data.edge_index, index, epochs=epochs,
+                          seed=seed, batch_size=batch_size, task_level=level, nseg_kw=nseg_kw,
+                          **kwargs)
+    if res is None:  # not the receiving rank
+        return None, None, model, data
     ns = necessity_sufficiency(model, res, kind="topk", value=2 * k)
     metrics: dict[str, Any] = {"pn": ns["pn"], "ps": ns["ps"], "fns": ns["fns"],
                                "auc": float("nan"), "recall": float("nan"),
@@ -151,14 +181,35 @@ def plot_explanation(res: Any, data: Any, path: str | Path, instance: int = 0,
     return path
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def run(args: argparse.Namespace) -> dict[str, Any] | None:
+    import contextlib
+    import os
+
+    from graphkit import distributed as gdist
     from graphkit.cli import print_table
     from graphkit.errors import GraphError
     from graphkit.records import append_record, done_seeds, make_record, read_records
     if args.resume and not args.out:
         raise GraphError("--resume: needs --out FILE.jsonl")
+    group: Any = contextlib.nullcontext()
+    device = args.device
+    if args.distributed:
+        if not gdist.launched():
+            raise GraphError("--distributed: launch with torchrun --nproc-per-node N "
+                             "-m graphkit explain ... --distributed")
+        if args.explainer == "pgexplainer" and int(os.environ["WORLD_SIZE"]) > 1:
+            raise GraphError("--distributed: pgexplainer trains one explainer network on all "
+                             "targets and cannot be sharded; run it in one process")
+        group = gdist.process_group()
+        device = str(gdist.rank_device(args.device))
+    # before the group exists: RANK from torchrun, 0 in one process
+    lead = int(os.environ.get("RANK", 0)) == 0 if args.distributed else True
     match = {"method": args.explainer, "dataset": args.dataset, "model": args.model}
+    # every rank reads --out itself, before any rank can have written this seed (rank 0 writes
+    # only after the collectives every rank joins), so all ranks take the same decision
     if args.out and args.resume and args.seed in done_seeds(args.out, **match):
+        if not lead:
+            return None
         rec = [r for r in read_records(args.out)
                if r["seed"] == args.seed and all(r.get(k) == v for k, v in match.items())][-1]
         if not args.json:
@@ -166,10 +217,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         return {"dataset": args.dataset, "explainer": args.explainer, "skipped": True,
                 **rec["metrics"]}
     start = time.perf_counter()
-    metrics, res, _, data = evaluate(args.dataset, args.explainer, args.model, seed=args.seed,
-                                     nodes=args.nodes, epochs=args.epochs,
-                                     train_epochs=args.train_epochs, batch_size=args.batch_size,
-                                     root=args.root, device=args.device)
+    # trained outside the group: graph models would otherwise train with DDP (fit_graph), which
+    # is not the single-process model; rank 0's weights are broadcast before explaining
+    model = train_model(args.dataset, args.model, seed=args.seed, train_epochs=args.train_epochs,
+                        root=args.root, device=device)
+    with group:
+        world = gdist.world_size()
+        metrics, res, _, data = evaluate(args.dataset, args.explainer, args.model,
+                                         seed=args.seed, nodes=args.nodes, epochs=args.epochs,
+                                         batch_size=args.batch_size, root=args.root,
+                                         device=device, model=model)
+    if metrics is None:  # only rank 0 scores, prints and writes
+        return None
     out = {"dataset": args.dataset, "explainer": args.explainer, "model": args.model, **metrics}
     if args.plot:
         if res.sub.task_level != "node":
@@ -179,7 +238,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         append_record(args.out, make_record(
             args.explainer, args.dataset, "motif-nodes" if res.sub.task_level == "node"
             else "test-graphs", args.seed, metrics, time.perf_counter() - start,
-            str(res.edge_mask.device), model=args.model, epochs=args.epochs))
+            str(res.edge_mask.device), model=args.model, epochs=args.epochs, world_size=world))
     if not args.json:
         print_table([out], ["dataset", "explainer", "model", "pn", "ps", "fns", "auc", "recall",
                             "size", "seconds_per_instance", "instances"])
