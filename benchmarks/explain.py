@@ -7,11 +7,13 @@ Usage::
         [--speed] [--speed-subset 10] [--resume]
 
 Every (dataset, explainer, seed) appends one record to ``benchmarks/results/explain.jsonl``;
-the model (3-layer GCN/GIN, hidden 20) is trained once per (dataset, model, seed) and shared by
-all explainers, which get the same targets and epoch budget. ``--speed`` times batched NSEG on
-all 400 BA-Shapes motif nodes and PyG's GNNExplainer on ``--speed-subset`` of them (looping over
-all 400 at 500 epochs takes too long on the shared 2-core machine), extrapolated linearly to
-400, in the same process; it writes ``benchmarks/results/explain_speed.jsonl``.
+the model (3-layer GCN/GIN, hidden 20; by default GNNExplainer's GCN: sum aggregation,
+L2-normalised layers, lr 0.001, weight decay 5e-3, see :mod:`graphkit.explain.models`) is
+trained once per (dataset, model, seed) and shared by all explainers, which get the same targets
+and epoch budget. ``--speed`` times batched NSEG on all 400 BA-Shapes motif nodes and PyG's
+GNNExplainer on ``--speed-subset`` of them (looping over all 400 at 500 epochs takes too long on
+the shared 2-core machine), extrapolated linearly to 400, in the same process; it writes
+``benchmarks/results/explain_speed.jsonl``.
 """
 
 from __future__ import annotations
@@ -52,15 +54,46 @@ def speed(seed: int, epochs: int, subset: int, out: Path) -> None:
                                    "400 motif nodes, CPU", seed, metrics, nseg_s + gnn_s, "cpu"))
 
 
+def _variant(info: dict) -> str:
+    """The explained model in words, e.g. ``gcn(sum, l2, lr 0.001, wd 0.005)``: records from
+    different GCN variants must not be mixed."""
+    name = info.get("model", "?")
+    if name != "gcn":
+        return name
+    emb = ", l2" if info.get("normalize_embedding") else ""
+    return (f"gcn({info.get('gcn_norm')}{emb}, lr {info.get('lr')}, "
+            f"wd {info.get('weight_decay')})")
+
+
+# The GCN before the GNNExplainer-faithful default (PyG's symmetric normalisation with self
+# loops, no embedding normalisation, lr 0.01, no weight decay): ``--gcn-variant pyg`` reruns it
+# for comparison. It stays at the majority class on Tree-Cycles/Tree-Grid.
+GCN_VARIANTS: dict[str, dict] = {
+    "gnnexplainer": {},
+    "pyg": {"gcn_norm": "sym", "normalize_embedding": False, "lr": 0.01, "weight_decay": 0.0},
+}
+
+
+def _train_gcn(dataset: str, seed: int, variant: str) -> torch.nn.Module:
+    """The benchmark's node model for a non-default GCN variant (the CLI trains the default)."""
+    from graphkit.data import load
+    from graphkit.explain import train_node_model
+    model, info = train_node_model(load(dataset), "gcn", seed=seed, epochs=1000, device="cpu",
+                                   **GCN_VARIANTS[variant])
+    model._graphkit_info = info
+    return model
+
+
 SELECT_GRID = [{"alpha": a, "lr": lr} for a in (0.005, 0.05) for lr in (0.01, 0.1)]
 
 
-def select(datasets: list[str], epochs: int, nodes: int, out: Path, graph_seed: int = 1
-           ) -> None:
+def select(datasets: list[str], epochs: int, nodes: int, out: Path, graph_seed: int = 1,
+           model_name: str = "gcn") -> None:
     """Choose NSEG's (alpha, lr) per dataset without the benchmark's ground truth: on a
     separately generated graph (generator seed ``graph_seed``; the benchmark uses seed 0) with a
-    separately trained GCN (seed 100), explain ``nodes`` motif nodes with every grid point and
-    keep the best validation AUC (ties: higher FNS). beta stays 1 (reference)."""
+    separately trained model of the benchmark's kind (``model_name``, seed 100; default the
+    GCN), explain ``nodes`` motif nodes with every grid point and keep the best validation AUC
+    (ties: higher FNS). beta stays 1 (reference)."""
     from graphkit.commands.explain import SETTINGS, _targets
     from graphkit.data import load
     from graphkit.explain import (
@@ -71,7 +104,8 @@ def select(datasets: list[str], epochs: int, nodes: int, out: Path, graph_seed: 
     )
     for dataset in datasets:
         data = load(dataset, seed=graph_seed)
-        model, info = train_node_model(data, "gcn", seed=100, epochs=1000, device="cpu")
+        model, info = train_node_model(data, model_name, seed=100, epochs=1000, device="cpu")
+        variant = _variant(info)
         k = int(SETTINGS[dataset]["k"])
         idx = _targets(data, nodes)
         best = None
@@ -82,14 +116,15 @@ def select(datasets: list[str], epochs: int, nodes: int, out: Path, graph_seed: 
             gt = groundtruth_metrics(res, data.edge_index, data.edge_mask, k=k)
             ns = necessity_sufficiency(model, res, kind="topk", value=2 * k)
             metrics = {"auc": gt["auc"], "recall": gt["recall"], "fns": ns["fns"],
-                       **point, "model_test_acc": info["test_acc"]}
+                       **point, "model_val_acc": info["val_acc"],
+                       "model_test_acc": info["test_acc"]}
             print(f"[select] {dataset} {point} auc={gt['auc']:.3f} fns={ns['fns']:.3f}",
                   flush=True)
             append_record(out, make_record(
                 f"nseg-select a={point['alpha']} lr={point['lr']}", dataset,
-                f"validation graph (generator seed {graph_seed}), gcn seed 100, {nodes} motif "
-                f"nodes, {epochs} epochs", 0, metrics, time.perf_counter() - start, "cpu",
-                epochs=epochs, nodes=nodes))
+                f"validation graph (generator seed {graph_seed}), {variant} seed 100, {nodes} "
+                f"motif nodes, {epochs} epochs", 0, metrics, time.perf_counter() - start, "cpu",
+                epochs=epochs, nodes=nodes, arch=info["model"], variant=variant))
             key = (round(gt["auc"], 3), ns["fns"])
             if best is None or key > best[0]:
                 best = (key, point)
@@ -101,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--datasets", nargs="*", default=list(DATASETS))
     parser.add_argument("--explainers", nargs="*", default=list(EXPLAINERS))
-    parser.add_argument("--models", nargs="*", default=["best"],
+    parser.add_argument("--models", nargs="*", default=["gcn"],
                         help="gcn, gin, mgnn, or best (GCN/GIN by validation accuracy)")
     parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
     parser.add_argument("--nodes", type=int, default=None, help="targets per dataset")
@@ -109,19 +144,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--speed", action="store_true")
     parser.add_argument("--speed-subset", type=int, default=10)
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--gcn-variant", choices=sorted(GCN_VARIANTS), default="gnnexplainer",
+                        help="gnnexplainer (default: sum aggregation, L2-normalised layers) or "
+                             "pyg (the earlier symmetric-normalised GCN); records of the pyg "
+                             "variant carry 'gcn-pyg' in their protocol")
     parser.add_argument("--select", action="store_true",
                         help="only run the (alpha, lr) selection on a separate generator seed")
     args = parser.parse_args(argv)
     if args.select:
-        select(args.datasets, args.epochs, args.nodes or 10, RESULTS / "explain_select.jsonl")
+        select(args.datasets, args.epochs, args.nodes or 10, RESULTS / "explain_select.jsonl",
+               model_name=args.models[0])
         return
     out = RESULTS / "explain.jsonl"
     for dataset in args.datasets:
         for model_name in args.models:
+            legacy = model_name == "gcn" and args.gcn_variant != "gnnexplainer"
+            label = f"gcn-{args.gcn_variant}" if legacy else model_name
             for seed in args.seeds:
-                model = None
+                model = _train_gcn(dataset, seed, args.gcn_variant) if legacy else None
                 for name in args.explainers:
-                    match = {"method": name, "dataset": dataset, "model": model_name}
+                    match = {"method": name, "dataset": dataset, "model": label}
                     if args.resume and seed in done_seeds(out, **match):
                         continue
                     if name == "pgexplainer" and dataset in ("mutag", "enzymes"):
@@ -136,10 +178,11 @@ def main(argv: list[str] | None = None) -> None:
                     protocol = "test graphs" if dataset in ("mutag", "enzymes") \
                         else "motif nodes"
                     append_record(out, make_record(
-                        name, dataset, f"{protocol}, {model_name}, {args.epochs} epochs", seed,
+                        name, dataset, f"{protocol}, {label}, {args.epochs} epochs", seed,
                         metrics, time.perf_counter() - start, str(res.edge_mask.device),
-                        model=model_name, epochs=args.epochs, nodes=args.nodes,
-                        arch=getattr(model, "_graphkit_info", {}).get("model", model_name)))
+                        model=label, epochs=args.epochs, nodes=args.nodes,
+                        arch=getattr(model, "_graphkit_info", {}).get("model", model_name),
+                        variant=_variant(getattr(model, "_graphkit_info", {}))))
     if args.speed:
         speed(args.seeds[0], args.epochs, args.speed_subset, RESULTS / "explain_speed.jsonl")
 

@@ -190,8 +190,9 @@ def test_graph_level_and_bad_inputs(ba):
         NSEG(objective="both")
 
 
+@pytest.mark.parametrize("norm", ["sym", "sum"])
 @pytest.mark.parametrize("mode", ["degrees", "context"])
-def test_subgraph_with_context_reproduces_full_graph_gcn(mode):
+def test_subgraph_with_context_reproduces_full_graph_gcn(mode, norm):
     # Regression: the bare L-hop subgraph shrinks boundary degrees, so a GCN on constant
     # features predicted another class there (p(yhat) 0.94 on the graph, 0.008 on the subgraph)
     # and NSEG explained the wrong prediction. Full-graph degrees (GCN/GIN models) or context
@@ -200,7 +201,7 @@ def test_subgraph_with_context_reproduces_full_graph_gcn(mode):
     from graphkit.explain._batch import full_degree_norm
     data = load("ba-shapes")
     torch.manual_seed(0)
-    model = ExplainedGNN(data.num_features, 4, hidden=8, conv="gcn").eval()
+    model = ExplainedGNN(data.num_features, 4, hidden=8, conv="gcn", gcn_norm=norm).eval()
     with torch.no_grad():
         full = model(data.x, data.edge_index)
     if mode == "context":
@@ -256,3 +257,36 @@ def test_best_model_is_chosen_on_validation_accuracy():
     assert set(vals) == {"gcn", "gin"} and info["val_acc"] == max(vals.values())
     assert info["model"] == ("gcn" if vals["gcn"] >= vals["gin"] else "gin")
     assert model.conv_type == info["model"]
+
+
+def test_default_gcn_is_gnnexplainers_and_learns_tree_cycles():
+    # GNNExplainer's GCN: raw-adjacency sum without self loops, L2-normalised layer outputs,
+    # lr 0.001 / weight decay 5e-3. PyG's symmetric normalisation with self loops maps the
+    # all-ones features to the same value on every regular region (tree interior, cycles), so
+    # that GCN stayed at the majority class on Tree-Cycles.
+    data = load("tree-cycles")
+    model = ExplainedGNN(data.num_features, 2)
+    assert model.gcn_norm == "sum" and model.normalize_embedding
+    assert not any(conv.normalize for conv in model.convs)
+    legacy = ExplainedGNN(data.num_features, 2, gcn_norm="sym", normalize_embedding=False)
+    assert all(conv.normalize for conv in legacy.convs) and not legacy.normalize_embedding
+    assert ExplainedGNN(3, 2, graph_level=True).gcn_norm == "sym"
+    with pytest.raises(GraphError, match="gcn_norm"):
+        ExplainedGNN(3, 2, gcn_norm="mean")
+    # Symmetric normalisation: a cycle node whose neighbours all have degree 2 gets the same
+    # output as a tree node whose neighbours all have degree 3; the sum tells them apart.
+    from torch_geometric.utils import degree
+    deg = degree(data.edge_index[0], data.num_nodes)
+    src, dst = data.edge_index
+    other = torch.zeros(data.num_nodes).index_add_(0, src, (deg[dst] != deg[src]).float())
+    regular = other == 0  # every neighbour has the node's own degree
+    tree = int(((deg == 3) & regular & ~data.node_mask).nonzero()[0])
+    cyc = int(((deg == 2) & regular & data.node_mask).nonzero()[0])
+    with torch.no_grad():
+        sym = legacy.convs[0](data.x, data.edge_index)
+        raw = model.convs[0](data.x, data.edge_index)
+    assert torch.allclose(sym[tree], sym[cyc], atol=1e-6)
+    assert not torch.allclose(raw[tree], raw[cyc], atol=1e-3)
+    model, info = train_node_model(data, "gcn", seed=0, epochs=200, device="cpu")
+    assert (info["lr"], info["weight_decay"]) == (0.001, 5e-3)
+    assert info["val_acc"] >= 0.9, info
