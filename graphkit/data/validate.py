@@ -22,7 +22,9 @@ def check_edge_index(edge_index: object, num_nodes: int, *, name: str = "edge_in
     """Check ``edge_index``: an integer ``[2, E]`` tensor with entries in ``[0, num_nodes)``."""
     if not isinstance(edge_index, Tensor):
         raise GraphError(f"{name}: expected a torch.Tensor, got {type(edge_index).__name__}")
-    if edge_index.dtype.is_floating_point or edge_index.dtype in (torch.bool, torch.complex64):
+    if edge_index.dtype.is_floating_point or edge_index.dtype.is_complex \
+            or edge_index.dtype in (torch.bool, torch.uint8):
+        # uint8 and bool tensors index as masks in torch, not as node ids
         raise GraphError(
             f"{name}: expected an integer tensor (torch.long), got {edge_index.dtype}; "
             "convert with edge_index.long() only if the values are exact node ids"
@@ -57,11 +59,111 @@ def check_features(x: object, num_nodes: int | None = None, *, name: str = "x") 
                          f"{list(x.shape)}")
     if num_nodes is not None and x.size(0) != num_nodes:
         raise GraphError(f"{name}: has {x.size(0)} rows but the graph has num_nodes={num_nodes}")
-    if x.dtype.is_floating_point and not torch.isfinite(x).all():
-        row, col = (~torch.isfinite(x)).nonzero()[0].tolist()
-        raise GraphError(f"{name}: non-finite value {x[row, col].item()} at row {row}, "
-                         f"column {col}")
+    if x.dtype.is_floating_point:
+        if x.layout != torch.strided:  # sparse features: only the stored values can be bad
+            coo = x.to_sparse_coo().coalesce()
+            bad = ~torch.isfinite(coo.values())
+            if bad.any():
+                i = int(bad.nonzero()[0, 0])
+                row, col = coo.indices()[:, i].tolist()
+                raise GraphError(f"{name}: non-finite value {coo.values()[i].item()} at row "
+                                 f"{row}, column {col}")
+        elif not torch.isfinite(x).all():
+            row, col = (~torch.isfinite(x)).nonzero()[0].tolist()
+            raise GraphError(f"{name}: non-finite value {x[row, col].item()} at row {row}, "
+                             f"column {col}")
     return x
+
+
+def check_batch(batch: object, num_nodes: int, edge_index: Tensor | None = None) -> Tensor:
+    """Check a ``batch`` vector: a 1-D integer tensor with one non-negative graph id per node.
+
+    Graph ids above ``num_nodes - 1`` would mean more graphs than nodes (and a pooled output that
+    large), so they are refused. With ``edge_index`` (already checked), an edge joining two graphs
+    of the batch is refused too: PyG batches never contain one, and pooling or per-graph
+    explanation would silently mix the graphs.
+    """
+    if not isinstance(batch, Tensor):
+        raise GraphError(f"batch: expected a torch.Tensor of graph ids, got "
+                         f"{type(batch).__name__}")
+    if batch.dtype.is_floating_point or batch.dtype in (torch.bool, torch.complex64) \
+            or batch.dim() != 1:
+        raise GraphError(f"batch: expected a 1-D integer tensor of graph ids, got dtype "
+                         f"{batch.dtype} and shape {list(batch.shape)}")
+    if batch.numel() != num_nodes:
+        raise GraphError(f"batch: has {batch.numel()} entries but num_nodes={num_nodes}")
+    if batch.numel() == 0:
+        return batch
+    if (batch < 0).any():
+        raise GraphError(f"batch: negative graph id at node {_first_bad(batch < 0)}")
+    top = int(batch.max())
+    if top >= num_nodes:
+        raise GraphError(f"batch: graph id {top} implies {top + 1} graphs for only {num_nodes} "
+                         "nodes; graph ids must count from 0 (see Batch.from_data_list)")
+    if edge_index is not None and edge_index.numel():
+        src, dst = edge_index.long()
+        cross = batch[src] != batch[dst]
+        if cross.any():
+            col = int(cross.nonzero()[0, 0])
+            u, v = edge_index[:, col].tolist()
+            raise GraphError(f"edge_index: edge {col} ({u} -> {v}) joins graph "
+                             f"{int(batch[u])} and graph {int(batch[v])} of the batch; edges "
+                             "must stay inside one graph")
+    return batch
+
+
+def check_edge_weight(edge_weight: object, num_edges: int, *, name: str = "edge_weight"
+                      ) -> Tensor:
+    """Check ``edge_weight``: a finite, non-negative floating ``[E]`` tensor (the motif and
+    degree normalisations take square roots of weight sums, so a negative weight gives NaN)."""
+    if not isinstance(edge_weight, Tensor):
+        raise GraphError(f"{name}: expected a torch.Tensor, got {type(edge_weight).__name__}")
+    if edge_weight.dim() != 1 or edge_weight.numel() != num_edges:
+        raise GraphError(f"{name}: expected shape [{num_edges}] (one weight per edge), got "
+                         f"{list(edge_weight.shape)}")
+    if not edge_weight.dtype.is_floating_point:
+        raise GraphError(f"{name}: expected a floating-point tensor, got {edge_weight.dtype}")
+    if not torch.isfinite(edge_weight).all():
+        raise GraphError(f"{name}: non-finite value at edge "
+                         f"{_first_bad(~torch.isfinite(edge_weight))}")
+    if (edge_weight < 0).any():
+        bad = _first_bad(edge_weight < 0)
+        raise GraphError(f"{name}: negative weight {edge_weight[bad].item()} at edge {bad}")
+    return edge_weight
+
+
+def check_model_inputs(x: object, edge_index: object, *, batch: object = None,
+                       edge_weight: object = None, in_channels: int | None = None,
+                       dtype: torch.dtype | None = None) -> None:
+    """The shared entry check of graphkit's models and explainers (MGNN, NSEG).
+
+    Everything :func:`validate` checks on ``x``/``edge_index``/``batch``/``edge_weight``, plus
+    what a forward pass needs: at least one node, floating features of width ``in_channels`` and
+    of the model's parameter ``dtype``, a ``torch.long`` ``edge_index``. Raises
+    :class:`GraphError` naming the first problem, so bad input never surfaces as an index error
+    deep inside a layer.
+    """
+    x = check_features(x)
+    num_nodes = x.size(0)
+    if num_nodes == 0:
+        raise GraphError("empty graph: x has 0 rows (num_nodes is 0)")
+    if not x.dtype.is_floating_point:
+        raise GraphError(f"x: expected floating-point features, got {x.dtype}; convert with "
+                         "x.float()")
+    if in_channels is not None and x.size(1) != in_channels:
+        raise GraphError(f"x: expected [N, {in_channels}] features (in_channels={in_channels}), "
+                         f"got {list(x.shape)}")
+    if dtype is not None and x.dtype != dtype:
+        raise GraphError(f"x: dtype {x.dtype} does not match the model's {dtype} parameters; "
+                         f"pass x.to({dtype}) or convert the model")
+    edge_index = check_edge_index(edge_index, num_nodes)
+    if edge_index.dtype != torch.long:
+        raise GraphError(f"edge_index: expected torch.long, got {edge_index.dtype}; pass "
+                         "edge_index.long()")
+    if edge_weight is not None:
+        check_edge_weight(edge_weight, edge_index.size(1))
+    if batch is not None:
+        check_batch(batch, num_nodes, edge_index)
 
 
 def validate(data: object, *, task: Task = None, num_classes: int | None = None) -> Data:
@@ -110,12 +212,7 @@ def validate(data: object, *, task: Task = None, num_classes: int | None = None)
             raise GraphError(f"{key}: expected shape [{num_nodes}], got {list(mask.shape)}")
     batch = getattr(data, "batch", None)
     if batch is not None:
-        if not isinstance(batch, Tensor) or batch.dtype.is_floating_point or batch.dim() != 1:
-            raise GraphError("batch: expected a 1-D integer tensor of graph ids")
-        if batch.numel() != num_nodes:
-            raise GraphError(f"batch: has {batch.numel()} entries but num_nodes={num_nodes}")
-        if batch.numel() and (batch < 0).any():
-            raise GraphError(f"batch: negative graph id at node {_first_bad(batch < 0)}")
+        check_batch(batch, num_nodes, edge_index)
     _check_labels(data, task, num_nodes, num_classes)
     return data
 

@@ -26,6 +26,7 @@ from torch_geometric.explain.algorithm.utils import clear_masks, set_masks
 from torch_geometric.explain.config import MaskType, ModelMode, ModelTaskLevel
 from torch_geometric.nn import MessagePassing
 
+from graphkit.data.validate import check_model_inputs
 from graphkit.errors import GraphError
 from graphkit.explain._batch import (
     BatchExplanation,
@@ -218,13 +219,26 @@ class NSEG(ExplainerAlgorithm):
         use_e, use_f = self._use_edges(), self._use_features()
         if not (use_e or use_f):
             raise GraphError("NSEG: nothing to explain (edges=False and features=False)")
+        # Entry check (shared with MGNN): bad graphs raise GraphError here, not deep inside the
+        # batching or the model. The model is frozen and only the masks are optimised, so x is
+        # detached (a caller's x that requires grad would otherwise be backpropagated into
+        # once per epoch); sparse features are densified for the subgraph gathers.
+        param = next((p for p in model.parameters() if p.is_floating_point()), None)
+        check_model_inputs(x, edge_index, batch=kwargs.get("batch") if level == "graph" else None,
+                           dtype=None if param is None else param.dtype)
+        x = x.detach().to_dense() if x.layout != torch.strided else x.detach()
         was_training = model.training
         model.eval()
         try:
             sub = build_batch(model, x, edge_index, index, task_level=level, hops=self.num_hops,
                               **kwargs)
             with torch.no_grad():
-                out = model(x, edge_index, **kwargs)
+                try:
+                    out = model(x, edge_index, **kwargs)
+                except (RuntimeError, IndexError) as exc:  # e.g. x narrower than in_channels
+                    raise GraphError(f"model: the forward pass on this graph failed "
+                                     f"({type(exc).__name__}: {exc}); check that x "
+                                     f"{list(x.shape)} matches the model's input width") from exc
             check_output(out, rtype)
             pred = predicted_class(out, rtype, binary)
             tgt = pred if target is None else torch.as_tensor(target, device=out.device)

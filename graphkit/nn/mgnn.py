@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from torch_geometric.nn import global_add_pool
 
 from graphkit.data.motifs import motifs_from_data, parse_motifs
+from graphkit.data.validate import check_model_inputs
 from graphkit.errors import GraphError
 from graphkit.nn.motif_conv import (
     MotifCache,
@@ -75,6 +76,34 @@ class SparseInput:
     def clear(self) -> None:
         self._x = self._op = self._values = None
         self._version = -1
+
+
+class _CheckedInputs:
+    """The last inputs that passed :meth:`MGNN._check_inputs`: the same tensor objects at the
+    same version (no in-place edit since), with the same model dtype and mode, need no recheck."""
+
+    def __init__(self) -> None:
+        self._key: tuple | None = None
+
+    @staticmethod
+    def _make(*items: Any) -> tuple | None:
+        try:
+            return tuple((t, t._version) if isinstance(t, Tensor) else (t, None) for t in items)
+        except RuntimeError:  # inference-mode tensors have no version counter: always recheck
+            return None
+
+    def same(self, *items: Any) -> bool:
+        key = self._make(*items)
+        if self._key is None or key is None:
+            return False
+        return all(a[0] is b[0] and a[1] == b[1]
+                   for a, b in zip(key, self._key, strict=True))
+
+    def remember(self, *items: Any) -> None:
+        self._key = self._make(*items)
+
+    def __deepcopy__(self, memo: dict) -> _CheckedInputs:
+        return _CheckedInputs()  # a copy rechecks once instead of holding the caller's tensors
 
 
 class MGNN(nn.Module):
@@ -135,6 +164,7 @@ class MGNN(nn.Module):
             self.head = nn.Sequential(nn.Linear(width, out_channels))
         self.cache = MotifCache(cache_size)
         self.sparse_input = SparseInput()
+        self._checked_inputs = _CheckedInputs()
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -150,6 +180,21 @@ class MGNN(nn.Module):
         stored = motifs_from_data(data, self.motifs)
         return {} if stored is None else {"motif_adj": stored}
 
+    def _check_inputs(self, x: Any, edge_index: Any, batch: Any, edge_weight: Any) -> None:
+        """Refuse bad input with a :class:`GraphError` before any state changes (a NaN batch in
+        training mode would otherwise poison the BatchNorm running statistics). The full check
+        is O(N F + E), so it is skipped when the same unmodified tensors come again (every epoch
+        of a full-batch fit)."""
+        dtype = next(self.parameters()).dtype
+        if self._checked_inputs.same(x, edge_index, batch, edge_weight, dtype, self.training):
+            return
+        check_model_inputs(x, edge_index, batch=batch, edge_weight=edge_weight,
+                           in_channels=self.in_channels, dtype=dtype)
+        if self.training and self.task == "graph" and x.size(0) < 2:
+            raise GraphError("x: a graph-task MGNN in training mode needs at least 2 nodes "
+                             "(BatchNorm statistics over nodes); call model.eval() to predict")
+        self._checked_inputs.remember(x, edge_index, batch, edge_weight, dtype, self.training)
+
     def forward(self, x: Tensor, edge_index: Tensor, batch: Tensor | None = None, *,
                 edge_weight: Tensor | None = None, motif_adj: MotifInput | None = None,
                 **_: Any) -> Tensor:
@@ -164,15 +209,9 @@ class MGNN(nn.Module):
         Returns:
             ``[N, out_channels]`` logits (node task) or ``[num_graphs, out_channels]``.
         """
-        if not isinstance(x, Tensor) or x.dim() != 2 or x.size(1) != self.in_channels:
-            shape = list(x.shape) if isinstance(x, Tensor) else type(x).__name__
-            raise GraphError(f"x: expected [N, {self.in_channels}] features, got {shape}")
-        if not isinstance(edge_index, Tensor) or edge_index.dim() != 2 or \
-                edge_index.size(0) != 2 or edge_index.dtype != torch.long:
-            raise GraphError("edge_index: expected a [2, E] torch.long tensor")
-        if edge_index.numel() and int(edge_index.max()) >= x.size(0):
-            raise GraphError(f"edge_index: node id {int(edge_index.max())} out of range for "
-                             f"{x.size(0)} nodes")
+        self._check_inputs(x, edge_index, batch, edge_weight)
+        if x.layout != torch.strided:
+            x = x.to_dense()  # dropout and the input product need strided features
         if motif_adj is None and edge_weight is None:
             motif_adj = self.cache.get(edge_index, x.size(0), self.motifs, self.pairs,
                                        self.negative)
