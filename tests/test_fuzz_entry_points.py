@@ -366,17 +366,7 @@ def test_nseg(kind: str, task: str, data: st.DataObject, features: bool, index: 
     _works_or_graph_error(call)
 
 
-# CCGC crashes the lead is fixing in graphkit/cluster/ccgc.py (see the report of the fuzz task);
-# remove a kind from this set once CCGC raises GraphError for it.
-CCGC_PENDING = {"edge_index_list"}  # AttributeError: 'list' has no attribute 'detach'
-
-
-def _ccgc_params() -> list[Any]:
-    marks = pytest.mark.xfail(strict=False, reason="CCGC validation pending")
-    return [pytest.param(k, marks=marks) if k in CCGC_PENDING else k for k in NODE_KINDS]
-
-
-@pytest.mark.parametrize("kind", _ccgc_params())
+@pytest.mark.parametrize("kind", NODE_KINDS)
 @FUZZ
 @given(data=st.data())
 def test_ccgc(kind: str, data: st.DataObject) -> None:

@@ -29,6 +29,7 @@ from torch import nn
 
 from graphkit.cluster.kmeans import KMeansResult, kmeans
 from graphkit.cluster.smoothing import SmoothedFeatures
+from graphkit.data.validate import check_edge_index
 from graphkit.distributed import RowShard
 from graphkit.errors import GraphError
 from graphkit.runtime import resolve_device
@@ -220,13 +221,7 @@ def prepare_graph(data: Any) -> tuple[sp.csr_matrix | np.ndarray, sp.csr_matrix]
         ei = data.edge_index
         if ei is None:
             ei = torch.empty(2, 0, dtype=torch.long)
-        ei = ei.detach().cpu()
-        if ei.dim() != 2 or ei.size(0) != 2:
-            raise GraphError(f"data.edge_index: expected shape (2, E), got {tuple(ei.shape)}")
-        if ei.numel() and (int(ei.min()) < 0 or int(ei.max()) >= n):
-            col = int(torch.nonzero((ei < 0) | (ei >= n))[0, 1])
-            raise GraphError(f"data.edge_index: entry {col} ({ei[:, col].tolist()}) is out of "
-                             f"range for {n} nodes")
+        ei = check_edge_index(ei, n, name="data.edge_index").detach().cpu()
         w = np.ones(ei.size(1), dtype=np.float32)
         a = sp.coo_matrix((w, (ei[0].numpy(), ei[1].numpy())), shape=(n, n)).tocsr()
         a.data[:] = 1.0  # duplicates collapse to one edge
