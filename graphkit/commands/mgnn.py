@@ -25,12 +25,17 @@ ORDER = 30
 
 MODELS = ("mgnn", "gcn", "sage", "gat", "gin")
 PROTOCOLS = ("paper", "public", "cv5", "cv10")
-# Reference-code settings (docs/mgnn.md, paper notes 2.4); other node sets use Cora's.
+# Node-task MGNN settings; other node sets use Cora's. The reference code's motif matrices and
+# initialization, then hyperparameters chosen on VALIDATION accuracy by benchmarks/mgnn_search.py
+# (paper protocol, split seeds 0-2; see benchmarks/notes/mgnn.md). Cora: the reference code's
+# hyperparameters (paper notes 2.4) won; CiteSeer: the reference's except weight decay 5e-3 (was
+# 20e-3; 0.7760 vs 0.7747 validation accuracy, within noise).
 NODE_CONFIG = {
     "cora": dict(lr=0.011, weight_decay=16e-3, input_dropout=0.5, dropout=0.6, motif_dropout=0.1,
-                 att_dropout=0.1, att_act="sigmoid"),
-    "citeseer": dict(lr=0.011, weight_decay=20e-3, input_dropout=0.5, dropout=0.1,
-                     motif_dropout=0.5, att_dropout=0.5, att_act="sigmoid"),
+                 att_dropout=0.1, att_act="sigmoid", pairs="reference", init="xavier"),
+    "citeseer": dict(lr=0.011, weight_decay=5e-3, input_dropout=0.5, dropout=0.1,
+                     motif_dropout=0.5, att_dropout=0.5, att_act="sigmoid", pairs="reference",
+                     init="kaiming"),
 }
 GRAPH_CONFIG = dict(lr=0.01, weight_decay=5e-3, dropout=0.5, motif_dropout=0.3, att_dropout=0.3,
                     att_act="tanh", batch_size=128)
