@@ -1,6 +1,14 @@
 """CMT toy acceptance benchmark: ModalMask vs not, LiDAR removed at test time, encodings zeroed.
 
-Usage: ``python -m benchmarks.vision_cmt [--quick] [--seeds 0 1 2] [--steps N] [--resume]``.
+Usage: ``python -m benchmarks.vision_cmt [--quick] [--seeds 0 1 2] [--steps N] [--resume]
+[--camera weak|clean] [--scene KEY=VALUE ...] [--calibration]``.
+
+The default camera is ``weak`` (:data:`graphkit.vision.cmt_toy.WEAK_CAMERA`: noisy, textured,
+low-contrast, occluded images, frozen from a calibration run on seed 100) so that, as on nuScenes,
+LiDAR is the dominant sensor; ``--camera clean`` is the original clean-polygon camera.
+``--calibration`` records to ``vision_cmt_calibration.jsonl`` instead (calibration seeds only,
+never the reported seeds 0-2); ``--scene`` overrides single :class:`ToySceneConfig` fields (JSON
+values) on top of the chosen camera.
 
 Per seed, two :class:`graphkit.vision.cmt_toy.ToyCMT` models are trained on the same seeded
 synthetic scenes (one with :class:`graphkit.vision.cmt.ModalMask`, one without) and evaluated on
@@ -13,6 +21,8 @@ detections (same count per scene). Records go to ``benchmarks/results/vision_cmt
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import math
 import time
 from pathlib import Path
@@ -20,20 +30,37 @@ from pathlib import Path
 import torch
 
 from benchmarks.harness import RESULTS, append_record, done_seeds, drop_records, make_record
+from graphkit.errors import GraphError
 from graphkit.runtime import resolve_device
 from graphkit.vision.cmt import ModalMask
-from graphkit.vision.cmt_toy import ToySceneConfig, chance_ap, evaluate_toy, make_scenes, train_toy
+from graphkit.vision.cmt_toy import (
+    WEAK_CAMERA,
+    ToySceneConfig,
+    chance_ap,
+    evaluate_toy,
+    make_scenes,
+    train_toy,
+)
 
 OUT = RESULTS / "vision_cmt.jsonl"
-DATASET = "toy-scenes (1-3 boxes, 2 classes, 1 camera 32x64)"
+CALIBRATION_OUT = RESULTS / "vision_cmt_calibration.jsonl"
+DATASETS = {"clean": "toy-scenes, clean camera (1-3 boxes, 2 classes, 1 camera 32x64)",
+            "weak": "toy-scenes, weak camera (1-3 boxes, 2 classes, 1 camera 32x64)"}
+CAMERAS = {"clean": {}, "weak": WEAK_CAMERA}
 
 # The configuration the numbers in docs/benchmarks.md come from (and the slow test's reduced one).
-FULL = {"train_scenes": 500, "test_scenes": 200, "steps": 600, "batch_size": 16, "lr": 2e-3}
-QUICK = {"train_scenes": 300, "test_scenes": 100, "steps": 150, "batch_size": 16, "lr": 2e-3}
-# pe_scale 16*pi (8x the official 2*pi), 2 m BEV cells and 5 DN groups. The reported acceptance
-# run uses --steps 4000; at the default 600 steps the toy has not learned yet (see the notes).
+# Reported runs are evaluated on held-out scenes of seed 424242; calibration runs (--calibration)
+# on seed 99991 (the clean-camera protocol's test seed), so no reported test scene was looked at
+# while the weak-camera preset was chosen.
+FULL = {"train_scenes": 500, "test_scenes": 200, "steps": 2000, "batch_size": 16, "lr": 2e-3,
+        "test_seed": 424242}
+QUICK = {"train_scenes": 300, "test_scenes": 100, "steps": 150, "batch_size": 16, "lr": 2e-3,
+         "test_seed": 424242}
+CALIBRATION_TEST_SEED = 99991
+# pe_scale 16*pi (8x the official 2*pi), 1 m BEV cells (16x16; the clean-camera protocol used
+# 2 m cells, with which the LiDAR branch barely learned) and 5 DN groups.
 MODEL_KW = {"hidden": 32, "num_query": 20, "depth_num": 16, "num_layers": 2, "num_heads": 4,
-            "ffn": 64, "bev_hw": (8, 8), "pe_scale": 16 * math.pi, "dn_groups": 5}
+            "ffn": 64, "bev_hw": (16, 16), "pe_scale": 16 * math.pi, "dn_groups": 5}
 EVALS = {"both": {}, "lidar_removed": {"drop": "points"}, "images_removed": {"drop": "images"},
          "lidar_removed_pe_zeroed": {"drop": "points", "zero_pe": True}}
 
@@ -43,7 +70,7 @@ def run_seed(seed: int, modal_mask: bool, settings: dict, device: torch.device,
     """Train one model and evaluate it under every condition of :data:`EVALS` (+ ``chance``)."""
     cfg = cfg or ToySceneConfig()
     train = make_scenes(settings["train_scenes"], 1000 + seed, cfg)
-    test = make_scenes(settings["test_scenes"], 99991, cfg)
+    test = make_scenes(settings["test_scenes"], settings.get("test_seed", 99991), cfg)
     model = train_toy(train, seed=seed, steps=settings["steps"],
                       batch_size=settings["batch_size"], lr=settings["lr"],
                       modal_mask=ModalMask() if modal_mask else None, model_kw=MODEL_KW,
@@ -53,42 +80,76 @@ def run_seed(seed: int, modal_mask: bool, settings: dict, device: torch.device,
     return res
 
 
+def scene_config(camera: str, overrides: list[str]) -> tuple[ToySceneConfig, dict]:
+    """The scene config of camera preset ``camera`` with ``KEY=VALUE`` overrides (JSON values)."""
+    kw = dict(CAMERAS[camera])
+    fields = {f.name for f in dataclasses.fields(ToySceneConfig)}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or key not in fields:
+            raise GraphError(f"--scene: expected KEY=VALUE with KEY a ToySceneConfig field, got "
+                             f"{item!r}")
+        val = json.loads(value)
+        kw[key] = tuple(val) if isinstance(val, list) else val
+    return ToySceneConfig(**kw), kw
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 seed, few steps")
     parser.add_argument("--seeds", type=int, nargs="*", default=None)
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--only", choices=("modalmask", "plain"), default=None)
+    parser.add_argument("--camera", choices=tuple(CAMERAS), default="weak")
+    parser.add_argument("--scene", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="ToySceneConfig overrides on top of --camera (JSON values)")
+    parser.add_argument("--calibration", action="store_true",
+                        help="calibration run: seed 100 by default, records to "
+                             "vision_cmt_calibration.jsonl")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--resume", action="store_true", help="skip seeds already recorded")
-    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     settings = dict(QUICK if args.quick else FULL)
     if args.steps:
         settings["steps"] = args.steps
-    seeds = args.seeds if args.seeds is not None else ([0] if args.quick else [0, 1, 2])
-    protocol = "quick" if args.quick else "full"
-    if args.steps:
-        protocol += f", {args.steps} steps"
+    cfg, scene_kw = scene_config(args.camera, args.scene)
+    if args.calibration:
+        seeds = args.seeds if args.seeds is not None else [100]
+        if set(seeds) & {0, 1, 2}:
+            raise GraphError("--calibration: seeds 0-2 are the reported seeds; calibrate on others")
+        out = args.out or CALIBRATION_OUT
+        settings["test_seed"] = CALIBRATION_TEST_SEED
+    else:
+        seeds = args.seeds if args.seeds is not None else ([0] if args.quick else [0, 1, 2])
+        out = args.out or OUT
+    protocol = ("quick" if args.quick else "full") + f", {settings['steps']} steps"
+    if args.calibration:
+        protocol = "calibration, " + protocol
+    if args.scene:
+        protocol += ", " + " ".join(args.scene)
+    dataset = DATASETS[args.camera]
     device = resolve_device(args.device)
     variants = [("CMT-toy + ModalMask", True), ("CMT-toy, no ModalMask", False)]
     if args.only:
         variants = [v for v in variants if v[1] == (args.only == "modalmask")]
     for method, mm in variants:
-        have = done_seeds(args.out, method=method, protocol=protocol) if args.resume else set()
+        match = {"method": method, "dataset": dataset, "protocol": protocol}
+        have = done_seeds(out, **match) if args.resume else set()
         for seed in seeds:
             if seed in have:
                 continue
             if not args.resume:
-                drop_records(args.out, method=method, protocol=protocol, seed=seed)
+                drop_records(out, seed=seed, **match)
             start = time.perf_counter()
-            res = run_seed(seed, mm, settings, device)
+            res = run_seed(seed, mm, settings, device, cfg)
             seconds = time.perf_counter() - start
             metrics = {f"{cond}_{k}": v for cond, r in res.items() for k, v in r.items()}
-            append_record(args.out, make_record(method, DATASET, protocol, seed, metrics, seconds,
-                                                device, settings=settings, model=MODEL_KW))
+            append_record(out, make_record(method, dataset, protocol, seed, metrics, seconds,
+                                           device, settings=settings, model=MODEL_KW,
+                                           scene=scene_kw))
             print(f"[cmt] {method} seed {seed} ({seconds:.0f}s): " + ", ".join(
-                f"{c} mAP {r['map']:.3f}" for c, r in res.items()))
+                f"{c} mAP {r['map']:.3f}" for c, r in res.items()), flush=True)
 
 
 if __name__ == "__main__":

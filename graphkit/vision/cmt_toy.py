@@ -5,8 +5,10 @@ Scenes: 1-3 upright boxes of two classes with distinct sizes (a "car" 2 x 1 x 1 
 0.5 x 0.5 x 1.5 m) standing on a ground plane; LiDAR points on the faces that face the sensor,
 plus ground points and uniform noise; 1-2 pinhole cameras rendering the boxes as filled polygons
 (convex hull of the projected corners, far to near, one colour per class) over a grey ground, with
-a known ``lidar2img = K [R | t]``. This is not the paper's setting (nuScenes); numbers measured
-here are toy numbers only.
+a known ``lidar2img = K [R | t]``. The camera is clean by default; the degradation options of
+:class:`ToySceneConfig` (noise, texture, low contrast, colour jitter, brightness, occluders, lower
+effective resolution; preset :data:`WEAK_CAMERA`) make LiDAR the dominant sensor, as on nuScenes.
+This is not the paper's setting (nuScenes); numbers measured here are toy numbers only.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from graphkit.vision.cmt import CMT, ModalMask, centre_distance_ap
 __all__ = [
     "PillarEncoder",
     "TinyCNN",
+    "WEAK_CAMERA",
     "ToyCMT",
     "ToySceneConfig",
     "chance_ap",
@@ -39,6 +42,12 @@ __all__ = [
 
 CLASS_COLOURS = ((1.0, 0.25, 0.2), (0.2, 0.45, 1.0))
 
+# The weak-camera preset (ToySceneConfig overrides) that makes LiDAR the dominant sensor, as on
+# nuScenes; calibrated on seed 100 (benchmarks/notes/vision_cmt.md) and frozen.
+WEAK_CAMERA: dict = {"image_noise": 0.05, "background_texture": 0.05, "object_contrast": 0.7,
+                     "colour_jitter": 0.05, "brightness": (0.7, 1.3), "occluders": 1,
+                     "pixel_block": 2}
+
 
 @dataclass
 class ToySceneConfig:
@@ -46,6 +55,24 @@ class ToySceneConfig:
 
     ``sizes`` are per class ``(w, l, h)``; boxes stand on ``z = 0``. ``camera_yaws`` sets the number
     of cameras (all at ``(0, 0, camera_height)``, level); ``image_hw`` is ``(H, W)`` in pixels.
+
+    The defaults give a clean camera (flat class colours over a plain ground), which makes the
+    camera the easier sensor. The camera-degradation knobs make it weaker, as real cameras are
+    relative to LiDAR for 3D localisation:
+
+    * ``image_noise``: std of per-pixel Gaussian noise;
+    * ``background_texture``: amplitude of a random piecewise-constant colour texture (cells of
+      ``texture_cell`` pixels) added to ground and sky, so a box is not the only structure;
+    * ``object_contrast``: box colour = ground + contrast * (class colour - ground), so 0 makes
+      boxes ground-coloured; ``colour_jitter``: std of a random per-box colour offset (makes the
+      class colour unreliable);
+    * ``brightness``: per-scene gain drawn uniformly from this range (the whole image);
+    * ``occluders``: up to this many random rectangles (side up to ``occluder_size`` of the image)
+      painted with random colours in front of everything;
+    * ``pixel_block``: render, then average over ``pixel_block`` x ``pixel_block`` blocks (a lower
+      effective resolution with the same image size and ``lidar2img``).
+
+    LiDAR is never affected by them.
     """
 
     pc_range: tuple[float, ...] = (0.0, -8.0, -1.0, 16.0, 8.0, 3.0)
@@ -65,7 +92,31 @@ class ToySceneConfig:
     point_noise: float = 0.02
     image_noise: float = 0.02
     ground_grey: float = 0.25
+    # Camera degradations (all off by default; see ``WEAK_CAMERA`` for the calibrated preset).
+    background_texture: float = 0.0
+    texture_cell: int = 4
+    object_contrast: float = 1.0
+    colour_jitter: float = 0.0
+    brightness: tuple[float, float] = (1.0, 1.0)
+    occluders: int = 0
+    occluder_size: float = 0.3
+    pixel_block: int = 1
     extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("image_noise", "background_texture", "colour_jitter", "occluder_size"):
+            if not getattr(self, name) >= 0:
+                raise GraphError(f"{name}: expected a non-negative number, got "
+                                 f"{getattr(self, name)!r}")
+        for name in ("texture_cell", "pixel_block"):
+            if int(getattr(self, name)) < 1:
+                raise GraphError(f"{name}: expected a positive integer, got "
+                                 f"{getattr(self, name)!r}")
+        if int(self.occluders) < 0:
+            raise GraphError(f"occluders: expected a non-negative integer, got {self.occluders!r}")
+        lo, hi = self.brightness
+        if not 0 < lo <= hi:
+            raise GraphError(f"brightness: expected a range 0 < lo <= hi, got {self.brightness!r}")
 
     @property
     def num_classes(self) -> int:
@@ -137,9 +188,13 @@ def _visible_in_some_camera(cfg: ToySceneConfig, l2is: Sequence[np.ndarray],
     return False
 
 
-def generate_scene(rng: np.random.Generator, cfg: ToySceneConfig) -> dict[str, Tensor]:
+def generate_scene(rng: np.random.Generator, cfg: ToySceneConfig,
+                   camera_rng: np.random.Generator | None = None) -> dict[str, Tensor]:
     """One scene: ``points (N, 3)``, ``images (V, 3, H, W)``, ``lidar2img (V, 4, 4)``,
-    ``boxes (n, 7)`` (cx, cy, cz, w, l, h, yaw) and ``labels (n,)``."""
+    ``boxes (n, 7)`` (cx, cy, cz, w, l, h, yaw) and ``labels (n,)``.
+
+    ``camera_rng`` draws the camera degradations (default ``rng``); :func:`make_scenes` gives it
+    its own stream so the boxes and points of a seed do not depend on the camera settings."""
     l2is = [_camera(cfg, yaw) for yaw in cfg.camera_yaws]
     n = int(rng.integers(cfg.num_boxes[0], cfg.num_boxes[1] + 1))
     rng_lo, rng_hi = np.array(cfg.pc_range[:3]), np.array(cfg.pc_range[3:])
@@ -187,18 +242,7 @@ def generate_scene(rng: np.random.Generator, cfg: ToySceneConfig) -> dict[str, T
     points = np.concatenate(pts)
     points = points + rng.normal(0, cfg.point_noise, size=points.shape)
 
-    h, w = cfg.image_hw
-    images = np.zeros((len(l2is), 3, h, w))
-    order = np.argsort(-np.linalg.norm(boxes_arr[:, :2], axis=1)) if len(boxes_arr) else []
-    for v, l2i in enumerate(l2is):
-        # Level cameras: the horizon is the principal row, the ground lies below it.
-        images[v, :, h // 2:, :] = cfg.ground_grey
-        for i in order:
-            uv, z = _project(l2i, _corners(boxes_arr[i]))
-            if (z < 0.2).any():
-                continue
-            mask = _fill(_hull(uv), (h, w))
-            images[v][:, mask] = np.array(CLASS_COLOURS[labels[i] % len(CLASS_COLOURS)])[:, None]
+    images = _render(camera_rng or rng, cfg, l2is, boxes_arr, labels)
     images = images + rng.normal(0, cfg.image_noise, size=images.shape)
     return {"points": torch.tensor(points, dtype=torch.float32),
             "images": torch.tensor(images, dtype=torch.float32),
@@ -207,13 +251,61 @@ def generate_scene(rng: np.random.Generator, cfg: ToySceneConfig) -> dict[str, T
             "labels": torch.tensor(labels, dtype=torch.long)}
 
 
+def _render(rng: np.random.Generator, cfg: ToySceneConfig, l2is: Sequence[np.ndarray],
+            boxes: np.ndarray, labels: Sequence[int]) -> np.ndarray:
+    """``(V, 3, H, W)`` camera images of the boxes with the degradations of ``cfg`` (all but the
+    pixel noise, which the caller adds). Draws from ``rng`` happen only for enabled ones."""
+    h, w = cfg.image_hw
+    images = np.zeros((len(l2is), 3, h, w))
+    ground = np.full(3, cfg.ground_grey)
+    colours = []
+    for lab in labels:
+        base = np.array(CLASS_COLOURS[lab % len(CLASS_COLOURS)])
+        colour = ground + cfg.object_contrast * (base - ground)
+        if cfg.colour_jitter > 0:
+            colour = colour + rng.normal(0, cfg.colour_jitter, size=3)
+        colours.append(colour)
+    order = np.argsort(-np.linalg.norm(boxes[:, :2], axis=1)) if len(boxes) else []
+    for v, l2i in enumerate(l2is):
+        # Level cameras: the horizon is the principal row, the ground lies below it.
+        images[v, :, h // 2:, :] = cfg.ground_grey
+        if cfg.background_texture > 0:
+            c = max(1, int(cfg.texture_cell))
+            coarse = rng.uniform(-1, 1, size=(3, -(-h // c), -(-w // c)))
+            tex = np.repeat(np.repeat(coarse, c, axis=1), c, axis=2)[:, :h, :w]
+            images[v] += cfg.background_texture * tex
+        for i in order:
+            uv, z = _project(l2i, _corners(boxes[i]))
+            if (z < 0.2).any():
+                continue
+            mask = _fill(_hull(uv), (h, w))
+            images[v][:, mask] = colours[i][:, None]
+        for _ in range(int(rng.integers(0, cfg.occluders + 1)) if cfg.occluders > 0 else 0):
+            oh = max(1, int(rng.uniform(0.1, 1.0) * cfg.occluder_size * h))
+            ow = max(1, int(rng.uniform(0.1, 1.0) * cfg.occluder_size * w))
+            r0, c0 = int(rng.integers(0, h - oh + 1)), int(rng.integers(0, w - ow + 1))
+            images[v, :, r0:r0 + oh, c0:c0 + ow] = rng.uniform(0, 1, size=3)[:, None, None]
+    if cfg.pixel_block > 1:
+        b = int(cfg.pixel_block)
+        hb, wb = -(-h // b) * b, -(-w // b) * b
+        pad = np.pad(images, ((0, 0), (0, 0), (0, hb - h), (0, wb - w)), mode="edge")
+        pooled = pad.reshape(len(l2is), 3, hb // b, b, wb // b, b).mean(axis=(3, 5))
+        images = np.repeat(np.repeat(pooled, b, axis=2), b, axis=3)[..., :h, :w]
+    if tuple(cfg.brightness) != (1.0, 1.0):
+        images = images * rng.uniform(*cfg.brightness)
+    return images
+
+
 def make_scenes(n: int, seed: int, cfg: ToySceneConfig | None = None) -> list[dict[str, Tensor]]:
-    """``n`` scenes from ``numpy.random.default_rng(seed)``."""
+    """``n`` scenes from ``numpy.random.default_rng(seed)``; the camera degradations draw from a
+    second stream (``default_rng([seed, 1])``), so boxes and points depend only on the seed and
+    the geometry settings, and the clean default camera reproduces the original scenes."""
     if n <= 0:
         raise GraphError(f"n: expected a positive number of scenes, got {n}")
     cfg = cfg or ToySceneConfig()
     rng = np.random.default_rng(seed)
-    return [generate_scene(rng, cfg) for _ in range(n)]
+    camera_rng = np.random.default_rng([seed, 1])
+    return [generate_scene(rng, cfg, camera_rng) for _ in range(n)]
 
 
 def collate(scenes: Sequence[dict[str, Tensor]], drops: Sequence[str | None] | None = None,

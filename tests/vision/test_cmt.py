@@ -24,6 +24,7 @@ from graphkit.vision.cmt import (
     pos2embed,
 )
 from graphkit.vision.cmt_toy import (
+    WEAK_CAMERA,
     PillarEncoder,
     ToySceneConfig,
     _camera,
@@ -247,6 +248,44 @@ def test_scene_generator_is_seeded_and_consistent():
     assert ((cam[..., 2] > 0) & (u >= 0) & (u < cfg.image_hw[1])).any(0).all()
 
 
+def test_weak_camera_changes_only_the_images():
+    clean = make_scenes(6, 11)
+    weak_cfg = ToySceneConfig(**WEAK_CAMERA)
+    weak = make_scenes(6, 11, weak_cfg)
+    for s, t in zip(clean, weak, strict=True):
+        for k in ("points", "boxes", "labels", "lidar2img"):       # geometry and LiDAR untouched
+            assert torch.equal(s[k], t[k])
+        assert t["images"].shape == s["images"].shape
+    assert not all(torch.equal(s["images"], t["images"]) for s, t in zip(clean, weak, strict=True))
+    again = make_scenes(6, 11, weak_cfg)                            # still seeded
+    assert all(torch.equal(s["images"], t["images"]) for s, t in zip(weak, again, strict=True))
+
+
+def test_camera_degradations_do_what_they_say():
+    base = {"image_noise": 0.0}
+    clean = make_scenes(4, 5, ToySceneConfig(**base))
+    # object_contrast 0: boxes take the ground colour, so the lower half is one flat grey.
+    flat = make_scenes(4, 5, ToySceneConfig(**base, object_contrast=0.0))
+    for s in flat:
+        assert torch.allclose(s["images"][0, :, 16:], torch.full_like(s["images"][0, :, 16:], 0.25))
+    assert any(not torch.allclose(s["images"][0, :, 16:], torch.tensor(0.25)) for s in clean)
+    # pixel_block 2: every 2x2 block is constant.
+    blocky = make_scenes(4, 5, ToySceneConfig(**base, pixel_block=2, background_texture=0.1))
+    for s in blocky:
+        im = s["images"]
+        assert torch.equal(im[..., 0::2, :], im[..., 1::2, :])
+        assert torch.equal(im[..., 0::2], im[..., 1::2])
+    # brightness: a per-scene gain, so the image is the clean one times a constant.
+    bright = make_scenes(4, 5, ToySceneConfig(**base, brightness=(0.5, 1.5)))
+    for s, t in zip(clean, bright, strict=True):
+        ratio = t["images"][s["images"] > 0.1] / s["images"][s["images"] > 0.1]
+        assert torch.allclose(ratio, ratio[0].expand_as(ratio), atol=1e-5)
+    for bad in ({"image_noise": -1.0}, {"pixel_block": 0}, {"brightness": (0.0, 1.0)},
+                {"occluders": -1}, {"texture_cell": 0}):
+        with pytest.raises(GraphError):
+            ToySceneConfig(**bad)
+
+
 def test_denoising_queries_shapes_mask_and_loss():
     torch.manual_seed(0)
     model = CMT(2, 8, None, hidden=16, num_query=4, depth_num=4, pc_range=PC_RANGE, num_layers=2,
@@ -271,8 +310,8 @@ def test_denoising_queries_shapes_mask_and_loss():
 # ----------------------------------------------------------------------------- training (reduced)
 
 # Calibrated once (see benchmarks/notes/vision_cmt.md), frozen with margin. This is NOT the issue's
-# acceptance experiment: on held-out scenes the toy detector stays near chance within the CPU
-# budget we tried (benchmarks/vision_cmt.py records that honestly). It only shows that the whole
+# acceptance experiment (held-out AP needs ~2000 steps per model, minutes of CPU each, which does
+# not fit the test budget; benchmarks/vision_cmt.py runs it). It only shows that the whole
 # pipeline (pillars, CNN, encodings, DN, matching, losses) can fit a small fixed set of scenes.
 FIT_SCENES, FIT_STEPS = 16, 150
 FIT_MIN_MAP = 0.06   # calibration (seed 0, CPU): mAP 0.117 on the fitted scenes, chance 0.032
