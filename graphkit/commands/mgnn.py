@@ -216,7 +216,7 @@ def run_protocol(dataset_name: str, protocol: str | None = None, model_name: str
                  root: str | None = None, device: str = "auto", out: str | None = None,
                  resume: bool = False, log: Any = None,
                  load_kwargs: dict[str, Any] | None = None,
-                 patience: int | None = None) -> dict[str, Any]:
+                 patience: int | None = None, write: bool = True) -> dict[str, Any]:
     """Run one (model, dataset, protocol) and return per-seed accuracies and their summary
     (``load_kwargs`` go to :func:`graphkit.data.load`, e.g. ``num_graphs`` for synthetic sets;
     ``patience`` turns on early stopping for node tasks, recorded as protocol ``<protocol>-es``)."""
@@ -289,7 +289,7 @@ def run_protocol(dataset_name: str, protocol: str | None = None, model_name: str
         if log:
             log(f"{method} {ds_label} {protocol} seed {seed}: test acc {res['test_acc']:.4f} "
                 f"({res['seconds']:.1f} s)")
-        if out:
+        if out and write:  # under torchrun every rank reads ``out`` (resume), rank 0 writes
             from graphkit.records import append_record, make_record
             extra = {"patience": patience, "epochs_run": res["epochs_run"]} \
                 if "epochs_run" in res else {}
@@ -327,8 +327,8 @@ def run(args: argparse.Namespace) -> dict[str, Any] | None:
     with group:
         lead = gdist.rank() == 0  # one rank writes records and prints
         result = run_protocol(args.dataset, args.protocol, args.model, args.seeds, args.epochs,
-                              args.hidden, args.root, args.device, args.out if lead else None,
-                              args.resume, log if lead else None, patience=args.patience)
+                              args.hidden, args.root, args.device, args.out, args.resume,
+                              log if lead else None, patience=args.patience, write=lead)
     if not lead:
         return None
     if not args.json:

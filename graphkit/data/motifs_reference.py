@@ -45,7 +45,7 @@ from torch import Tensor
 from torch_geometric.utils import coalesce
 
 from graphkit.data.motifs import OPEN, MotifAdjacency, motif_adjacency, parse_motifs
-from graphkit.data.validate import check_edge_index
+from graphkit.data.validate import check_edge_index, check_edge_weight
 from graphkit.errors import GraphError
 
 
@@ -57,10 +57,8 @@ def _prepared(edge_index: Tensor, num_nodes: int, edge_weight: Tensor | None
     check_edge_index(edge_index, num_nodes)
     if edge_weight is None:
         edge_weight = torch.ones(edge_index.size(1), device=edge_index.device)
-    elif not isinstance(edge_weight, Tensor) or edge_weight.dim() != 1 \
-            or edge_weight.numel() != edge_index.size(1):
-        raise GraphError(f"edge_weight: expected a 1-D tensor with one entry per edge "
-                         f"({edge_index.size(1)})")
+    else:
+        check_edge_weight(edge_weight, edge_index.size(1))
     keep = edge_index[0] != edge_index[1]
     index, weight = coalesce(edge_index[:, keep], edge_weight[keep], num_nodes, reduce="max")
     return index[0], index[1], weight

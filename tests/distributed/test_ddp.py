@@ -65,6 +65,23 @@ def test_mgnn_cli_distributed_matches_single_process(data_root):
     assert abs(a["acc_mean"] - b["acc_mean"]) < 1e-6 and a["seeds"] == b["seeds"]
 
 
+@pytest.mark.slow
+def test_mgnn_cli_distributed_resume_skips_on_every_rank(data_root, tmp_path):
+    """Every rank must skip the same seeds: if only rank 0 read --out, the ranks would train
+    different folds and wait on each other forever (the timeout turns that into a failure)."""
+    out = tmp_path / "records.jsonl"
+    args = ["mgnn", "--dataset", "mutag", "--epochs", "2", "--json", "--root", str(data_root),
+            "--out", str(out), "--distributed"]
+    first = torchrun(2, "graphkit", *args, "--seeds", "1")
+    assert first.returncode == 0, first.stderr[-3000:]
+    again = torchrun(2, "graphkit", *args, "--seeds", "2", "--resume")
+    assert again.returncode == 0, again.stderr[-3000:]
+    result = json.loads([line for line in again.stdout.splitlines() if line.strip()][0])
+    assert result["skipped_seeds"] == [0] and result["seeds"] == [1]
+    seeds = [json.loads(line)["seed"] for line in out.read_text().splitlines()]
+    assert sorted(set(seeds)) == [0, 1] and seeds.count(0) == seeds.count(1)
+
+
 def test_distributed_flag_needs_torchrun_and_a_graph_dataset():
     from graphkit.cli import main
     assert main(["mgnn", "--dataset", "mutag", "--distributed"]) == 2
