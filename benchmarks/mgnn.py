@@ -6,7 +6,10 @@ and resumes where a previous run stopped. Run (2 shared CPU cores; the full list
     GRAPHKIT_DATA=/work/shared/datasets OMP_NUM_THREADS=1 python -m benchmarks.mgnn [--only cora]
 
 Epochs are reduced from the reference (3000 node / 300 graph) to fit the machine; every record
-carries its epoch count.
+carries its epoch count. ``--graph-ref`` runs the graph sets under ``cv5-ref``, the reference
+code's graph pipeline (features, motif matrices, widths, init, 300 epochs; see ``REF_PROTOCOL``)::
+
+    python -m benchmarks.mgnn --graph-ref --only mutag enzymes --models mgnn gcn gin
 """
 
 from __future__ import annotations
