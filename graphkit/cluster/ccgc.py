@@ -242,10 +242,10 @@ class _TwoViewEncoder(nn.Module):
 
     def forward(self, feats: SmoothedFeatures) -> tuple[torch.Tensor, torch.Tensor]:
         lin1, lin2 = self.encoders
-        # both encoders read the same X̃: one product with the stacked weights
-        out = feats.matmul(torch.cat([lin1.weight, lin2.weight], 0).T)
-        z1 = F.normalize(out[:, :self.dims] + lin1.bias, dim=1)
-        z2 = F.normalize(out[:, self.dims:] + lin2.bias, dim=1)
+        # both encoders read the same X̃: one pass of the sparse chain for both weights
+        out1, out2 = feats.matmul_pair(lin1.weight, lin2.weight)
+        z1 = F.normalize(out1 + lin1.bias, dim=1)
+        z2 = F.normalize(out2 + lin2.bias, dim=1)
         return z1, z2
 
 

@@ -170,3 +170,32 @@ def test_sparse_chain_threads_are_bit_identical():
     finally:
         torch.set_num_threads(before)
     assert torch.equal(outs[0][0], outs[1][0]) and torch.equal(outs[0][1], outs[1][1])
+
+
+@pytest.mark.parametrize("mode", ["sparse", "dense"])
+def test_matmul_pair_equals_sliced_stacked_product(mode):
+    """The two-output encoder product (no slice backward) gives the stacked product's numbers and
+    gradients bit for bit, in column chunks and over threads."""
+    rng = np.random.default_rng(1)
+    a = sp.random(150, 150, density=0.05, random_state=1)
+    a = ((a + a.T) > 0).astype(np.float32)
+    x = sp.csr_matrix((rng.random((150, 40)) < 0.2).astype(np.float32))
+    feats = SmoothedFeatures(x, a, 4, torch.device("cpu"), mode)
+    g = torch.Generator().manual_seed(0)
+    w1, w2 = torch.randn(300, 40, generator=g), torch.randn(300, 40, generator=g)
+    c = torch.randn(150, 600, generator=g)
+    a1, a2 = w1.clone().requires_grad_(), w2.clone().requires_grad_()
+    out = feats.matmul(torch.cat([a1, a2], 0).T)
+    ref1, ref2 = out[:, :300], out[:, 300:]
+    ((ref1 * c[:, :300]).sum() + (ref2 * c[:, 300:]).sum()).backward()
+    before = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            b1, b2 = w1.clone().requires_grad_(), w2.clone().requires_grad_()
+            o1, o2 = feats.matmul_pair(b1, b2)
+            ((o1 * c[:, :300]).sum() + (o2 * c[:, 300:]).sum()).backward()
+            assert torch.equal(o1, ref1) and torch.equal(o2, ref2)
+            assert torch.equal(b1.grad, a1.grad) and torch.equal(b2.grad, a2.grad)
+    finally:
+        torch.set_num_threads(before)
