@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> None:
                     "ccgc", name, "paper-speed", seed, m, res["seconds"], "cpu",
                     cpu_seconds=res["cpu_seconds"], threads=threads,
                     omp_num_threads=os.environ.get("OMP_NUM_THREADS"),
+                    omp_wait_policy=os.environ.get("OMP_WAIT_POLICY"),
                     load_avg_before=load_before, load_avg_after=load_after,
                     load_seconds=load_seconds, best_epoch=res["best_epoch"],
                     hyperparams=params))
