@@ -200,7 +200,8 @@ def main(argv: list[str] | None = None) -> None:
                         arch=getattr(model, "_graphkit_info", {}).get("model", model_name),
                         variant=_variant(getattr(model, "_graphkit_info", {}))))
     if args.speed:
-        speed(args.seeds[0], args.epochs, args.speed_subset, RESULTS / "explain_speed.jsonl")
+        for seed in args.seeds:
+            speed(seed, args.epochs, args.speed_subset, RESULTS / "explain_speed.jsonl")
 
 
 if __name__ == "__main__":

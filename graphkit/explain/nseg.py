@@ -229,6 +229,11 @@ class NSEG(ExplainerAlgorithm):
         x = x.detach().to_dense() if x.layout != torch.strided else x.detach()
         was_training = model.training
         model.eval()
+        # Frozen weights: only the masks are optimised. Without this every epoch also computed
+        # (and accumulated into the caller's .grad) the weight gradients.
+        frozen = [p for p in model.parameters() if p.requires_grad]
+        for p in frozen:
+            p.requires_grad_(False)
         try:
             sub = build_batch(model, x, edge_index, index, task_level=level, hops=self.num_hops,
                               **kwargs)
@@ -257,6 +262,8 @@ class NSEG(ExplainerAlgorithm):
         finally:
             clear_masks(model)
             model.train(was_training)
+            for p in frozen:
+                p.requires_grad_(True)
         edge_mask = torch.cat(edge_masks)
         node_mask = torch.cat(node_masks) if use_f else None
         return BatchExplanation(sub=sub, target=tgt, edge_mask=edge_mask, node_mask=node_mask,

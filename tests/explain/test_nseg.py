@@ -305,6 +305,10 @@ def test_init_offsets_the_start_and_settings_per_model():
     near = NSEG(init=2.0, **kw).explain(model, x, ei, index=0).edge_mask
     assert float((base - 0.5).abs().max()) < 0.2
     assert float((near - torch.sigmoid(torch.tensor(2.0))).abs().max()) < 0.1
+    # The model stays frozen during the optimisation: no weight gradients are computed or
+    # accumulated into the caller's model, and requires_grad is restored afterwards.
+    NSEG(epochs=3, lr=0.1).explain(model, x, ei, index=[0, 1])
+    assert all(p.requires_grad and p.grad is None for p in model.parameters())
     assert nseg_settings("tree-grid", "gcn") == SETTINGS["tree-grid"]
     for (dataset, name), over in MODEL_SETTINGS.items():
         assert nseg_settings(dataset, name) == {**SETTINGS[dataset], **over}
