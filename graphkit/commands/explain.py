@@ -22,11 +22,11 @@ HELP = "explain a GNN with NSEG or a baseline; PN/PS/FNS, AUC, recall@k, seconds
 ORDER = 40
 
 GRAPH_DATASETS = ("mutag", "enzymes")
-# alpha (size), beta (entropy), lr and init (start logit) per dataset. BA-Shapes, Tree-Cycles,
-# Tree-Grid: chosen by `python -m benchmarks.explain --select` on a separately generated graph
-# (generator seed 1) with two separately trained GCNs, never on the benchmark's ground truth
-# (docs/nseg.md); the others are the NSEG reference configs. k = motif edges (undirected) for
-# recall@k and top-k.
+# alpha (size), beta (entropy), lr and init (start logit) per dataset. BA-Shapes, BA-Community,
+# Tree-Cycles, Tree-Grid: chosen by `python -m benchmarks.explain --select` on a separately
+# generated graph (generator seed 1) with two separately trained GCNs, never on the benchmark's
+# ground truth (docs/nseg.md); the others are the NSEG reference configs. k = motif edges
+# (undirected) for recall@k and top-k.
 SETTINGS: dict[str, dict[str, float]] = {
     "ba-shapes": {"alpha": 0.005, "beta": 0.0, "lr": 0.1, "init": 2.0, "k": 6},
     "ba-shapes-reference": {"alpha": 0.005, "beta": 1.0, "k": 6},
