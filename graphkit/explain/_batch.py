@@ -466,3 +466,18 @@ def check_output(out: Tensor, return_type: str) -> None:
                                        and bool(((sums - 1).abs() < 1e-3).all())):
         raise GraphError("model output: return_type='probs' was declared but rows are not "
                          "probability vectors")
+
+
+def set_weight_masks(model: torch.nn.Module, weight: Tensor, edge_index: Tensor) -> None:
+    """PyG's ``set_masks`` with plain edge weights (no sigmoid) that keeps ``weight`` in the
+    autograd graph. PyG's own explainers register ``_edge_mask`` as a parameter, and after
+    ``clear_masks`` the (``None``) entry stays in ``module._parameters``; ``set_masks`` then wraps
+    any later mask in a new leaf ``Parameter``, which silently cut the gradient to NSEG's and
+    saliency's masks on a model that PyG's GNNExplainer had explained before."""
+    from torch_geometric.explain.algorithm.utils import set_masks
+    for module in model.modules():
+        if isinstance(module, MessagePassing) and "_edge_mask" in module._parameters \
+                and module._parameters["_edge_mask"] is None:
+            del module._parameters["_edge_mask"]
+    set_masks(model, weight, edge_index, apply_sigmoid=False)
+

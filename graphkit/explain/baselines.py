@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch_geometric.explain.algorithm.utils import clear_masks, set_masks
+from torch_geometric.explain.algorithm.utils import clear_masks
 
 from graphkit.errors import GraphError
 from graphkit.explain._batch import (
@@ -29,6 +29,7 @@ from graphkit.explain._batch import (
     class_prob,
     full_degree_norm,
     predicted_class,
+    set_weight_masks,
 )
 from graphkit.explain.nseg import NSEG
 
@@ -64,7 +65,7 @@ def explain_saliency(model: torch.nn.Module, x: Tensor, edge_index: Tensor, inde
     sub, tgt = _prepare(model, x, edge_index, index, task_level, kwargs)
     weight = torch.ones(sub.edge_index.size(1), device=x.device, requires_grad=True)
     x_all, ei_all, w_all, kw, rows = sub.replicate([sub.x], [weight])
-    set_masks(model, w_all, ei_all, apply_sigmoid=False)
+    set_weight_masks(model, w_all, ei_all)
     try:
         with full_degree_norm(model, sub, 1):
             out = model(x_all, ei_all, **kw)

@@ -14,10 +14,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import Tensor
-from torch_geometric.explain.algorithm.utils import clear_masks, set_masks
+from torch_geometric.explain.algorithm.utils import clear_masks
 
 from graphkit.errors import GraphError
-from graphkit.explain._batch import BatchExplanation, full_degree_norm, predicted_class
+from graphkit.explain._batch import (
+    BatchExplanation,
+    full_degree_norm,
+    predicted_class,
+    set_weight_masks,
+)
 
 
 def fns(pn: float, ps: float) -> float:
@@ -84,7 +89,7 @@ def necessity_sufficiency(model: torch.nn.Module, res: BatchExplanation, *, kind
     model.eval()
     try:
         x_all, ei_all, w_all, kw, rows = sub.replicate([x_pn, x_ps], [1 - hard_e, hard_e])
-        set_masks(model, w_all, ei_all, apply_sigmoid=False)
+        set_weight_masks(model, w_all, ei_all)
         with full_degree_norm(model, sub, 2):
             out = model(x_all, ei_all, **kw)
     finally:

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 from torch_geometric.explain import Explanation
 from torch_geometric.explain.algorithm import ExplainerAlgorithm
-from torch_geometric.explain.algorithm.utils import clear_masks, set_masks
+from torch_geometric.explain.algorithm.utils import clear_masks
 from torch_geometric.explain.config import MaskType, ModelMode, ModelTaskLevel
 from torch_geometric.nn import MessagePassing
 
@@ -37,6 +37,7 @@ from graphkit.explain._batch import (
     class_prob,
     full_degree_norm,
     predicted_class,
+    set_weight_masks,
 )
 
 _EPS = 1e-15
@@ -418,7 +419,7 @@ class NSEG(ExplainerAlgorithm):
                 copies += [(1 - s_e + noise((num_e,)), x) for _ in range(self.samples)]
             x_all, ei_all, w_all, kw, rows = sub.replicate([c[1] for c in copies],
                                                            [c[0] for c in copies])
-            set_masks(model, w_all, ei_all, apply_sigmoid=False)
+            set_weight_masks(model, w_all, ei_all)
             out = model(x_all, ei_all, **kw)
             loss = self._prediction_loss(out[rows], tgt, rtype, binary)
             if m_e is not None:

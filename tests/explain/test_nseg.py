@@ -315,3 +315,18 @@ def test_init_offsets_the_start_and_settings_per_model():
     # Node-level GINs normalise their layers like the GCN; graph-level models do not.
     assert ExplainedGNN(2, 2, conv="gin").normalize_embedding
     assert not ExplainedGNN(2, 2, conv="gin", graph_level=True).normalize_embedding
+
+
+def test_masks_keep_gradients_after_pyg_gnnexplainer(ba):
+    # PyG's GNNExplainer leaves a None '_edge_mask' parameter slot in every layer; PyG's
+    # set_masks then wrapped later masks in a fresh leaf Parameter, cutting the gradient to
+    # saliency's and NSEG's masks (saliency crashed, NSEG masks silently stopped moving).
+    data, model = ba
+    idx = _targets()[:2]
+    before = run_explainer("saliency", model, data.x, data.edge_index, idx)
+    run_explainer("gnnexplainer", model, data.x, data.edge_index, idx[:1], epochs=2)
+    after = run_explainer("saliency", model, data.x, data.edge_index, idx)
+    assert torch.allclose(before.edge_mask, after.edge_mask)
+    res = NSEG(epochs=5, lr=0.1).explain(model, data.x, data.edge_index, index=idx)
+    start = NSEG(epochs=1, lr=0.0).explain(model, data.x, data.edge_index, index=idx)
+    assert not torch.allclose(res.edge_mask, start.edge_mask)
