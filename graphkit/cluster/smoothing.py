@@ -119,12 +119,19 @@ class _SparseChain(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor):
-        ops = ctx.ops
-        if isinstance(ops.h, torch.Tensor):
-            for _ in range(ops.t):
-                grad = ops.h @ grad
-            return ops.xt @ grad, None
-        return _apply_scipy([ops.h] * ops.t + [ops.xt], grad), None  # Xᵀ H^t G, H symmetric
+        return _chain_transposed(ctx.ops, [grad])[0], None
+
+
+def _chain_transposed(ops: SmoothedFeatures, grads: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Xᵀ H^t G for every G in ``grads`` (H symmetric): the backward of the chain."""
+    if not isinstance(ops.h, torch.Tensor):
+        return _apply_scipy_many([ops.h] * ops.t + [ops.xt], grads)
+    outs = []
+    for g in grads:
+        for _ in range(ops.t):
+            g = ops.h @ g
+        outs.append(ops.xt @ g)
+    return outs
 
 
 class _SparsePair(torch.autograd.Function):
@@ -145,17 +152,7 @@ class _SparsePair(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, g1: torch.Tensor | None, g2: torch.Tensor | None):
-        ops = ctx.ops
-        grads = [g for g in (g1, g2) if g is not None]
-        if isinstance(ops.h, torch.Tensor):
-            outs = []
-            for g in grads:
-                for _ in range(ops.t):
-                    g = ops.h @ g
-                outs.append(ops.xt @ g)
-        else:  # Xᵀ H^t G, H symmetric
-            outs = _apply_scipy_many([ops.h] * ops.t + [ops.xt], grads)
-        it = iter(outs)
+        it = iter(_chain_transposed(ctx.ops, [g for g in (g1, g2) if g is not None]))
         return (None if g1 is None else next(it).T, None if g2 is None else next(it).T, None)
 
 
