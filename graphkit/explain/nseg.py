@@ -112,6 +112,13 @@ class NSEG(ExplainerAlgorithm):
         alpha_f: weight of the node-mask size term (joint mode).
         beta_f: weight of the node-mask entropy (joint mode).
         objective: ``"pns"`` (default), ``"pn"`` or ``"ps"`` (ablations).
+        scale: ``"log"`` (default: log p(yhat | explanation) + log(1 - p(yhat | complement)),
+            same optimum, no vanishing gradient when a probability saturates) or ``"prob"``
+            (the reference's suff - nec in probabilities).
+        symmetric: one mask value per undirected edge, shared by its two directions (an
+            explanation of an undirected graph is a set of undirected edges).
+        init: start logit added to the small random initialisation (reference: 0, masks at
+            0.5; a positive value starts near the full graph).
         edges: optimise an edge mask (``None``: from the Explainer config, else ``True``).
         features: optimise a node (feature) mask (``None``: from the Explainer config, else
             ``False``).
@@ -271,6 +278,44 @@ class NSEG(ExplainerAlgorithm):
                                 x_cf=x_cf, seconds=time.perf_counter() - start,
                                 method="nseg-joint" if use_f else "nseg")
 
+    def instance_loss(self, model: torch.nn.Module, res: BatchExplanation,
+                      edge_mask: Tensor | None = None, node_mask: Tensor | None = None, *,
+                      return_type: str | None = None) -> Tensor:
+        """NSEG's objective for every instance of ``res``, at its masks or at ``edge_mask`` /
+        ``node_mask`` given in the same layout (one value in [0, 1] per batch edge / node),
+        noise-free (one complement per counterfactual case, no jitter).
+
+        A diagnostic: scoring a ground-truth motif this way tells whether an explanation that
+        misses the motif is the optimiser's fault (the motif scores lower) or the objective's
+        (the found masks score lower, e.g. because a smaller subgraph is just as sufficient).
+        """
+        _, rtype, binary = self._model_settings(None, return_type)
+        sub = res.sub
+        s_e = res.edge_mask if edge_mask is None else edge_mask.to(res.edge_mask)
+        s_f = res.node_mask if node_mask is None else node_mask.to(sub.x)
+        if s_e.shape != res.edge_mask.shape:
+            raise GraphError(f"edge_mask: expected {res.edge_mask.numel()} values (one per "
+                             f"batch edge), got shape {list(s_e.shape)}")
+        if s_f is not None and s_f.shape != (sub.x.size(0),):
+            raise GraphError(f"node_mask: expected {sub.x.size(0)} values (one per batch "
+                             f"node), got shape {list(s_f.shape)}")
+        n = sub.num_instances
+        e_count = torch.bincount(sub.edge_seg, minlength=n).clamp(min=1).float()
+        n_count = torch.bincount(sub.node_seg, minlength=n).clamp(min=1).float()
+        use_e = self._use_edges()
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad(), full_degree_norm(model, sub, 4 if s_f is not None and use_e
+                                                   else 2):
+                return self._objective(model, sub, res.target, res.x_cf, s_e, s_f, rtype,
+                                       binary, use_e, e_count, n_count,
+                                       lambda shape: torch.zeros(shape, device=sub.x.device),
+                                       1)
+        finally:
+            clear_masks(model)
+            model.train(was_training)
+
     # Internals ##########################################################################
 
     def _counterfactual(self, model: torch.nn.Module, x: Tensor, edge_index: Tensor,
@@ -309,8 +354,8 @@ class NSEG(ExplainerAlgorithm):
         return emb[0] if isinstance(emb, tuple) else emb
 
     def _init_logits(self, seg: Tensor, index: Tensor, device: torch.device) -> Tensor:
-        """Uniform(-1/sqrt(n), 1/sqrt(n)) per target (n = its mask size), seeded by the target
-        id so a target gets the same start whatever batch it is in."""
+        """``init`` + Uniform(-1/sqrt(n), 1/sqrt(n)) per target (n = its mask size), seeded by
+        the target id so a target gets the same start whatever batch it is in."""
         counts = torch.bincount(seg, minlength=index.numel()).tolist()
         parts = []
         for t, n in zip(index.tolist(), counts, strict=True):
@@ -345,19 +390,27 @@ class NSEG(ExplainerAlgorithm):
                 return torch.zeros(shape, device=dev)
             return (torch.rand(shape, generator=gen, device=dev) * 2 - 1) * self.epsilon
 
+        def masks() -> tuple[Tensor, Tensor | None]:
+            ones = torch.ones(sub.edge_index.size(1), device=dev)
+            s_e = _edge_weights(m_e, pair) if m_e is not None else ones
+            return s_e, None if m_f is None else m_f.sigmoid()
+
         # The stacked edges are the same in every epoch, so GCN layers use one cached
         # normalisation (full-graph degrees) for the whole run; masks act after it.
         copies = 1 + self.samples * (3 if m_f is not None and use_e else 1)
         try:
             with full_degree_norm(model, sub, copies):
-                self._loop(model, sub, tgt, x_cf, rtype, binary, use_e, m_e, m_f, opt, noise,
-                           e_count, n_count, pair)
+                for _ in range(self.epochs):
+                    opt.zero_grad()
+                    s_e, s_f = masks()
+                    loss = self._objective(model, sub, tgt, x_cf, s_e, s_f, rtype, binary,
+                                           use_e, e_count, n_count, noise, self.samples).sum()
+                    loss.backward()
+                    opt.step()
         finally:
             clear_masks(model)
-        ones = torch.ones(sub.edge_index.size(1), device=dev)
-        edge_mask = _edge_weights(m_e.detach(), pair) if m_e is not None else ones
-        node_mask = m_f.detach().sigmoid() if m_f is not None else None
-        return edge_mask, node_mask
+        s_e, s_f = masks()
+        return s_e.detach(), None if s_f is None else s_f.detach()
 
     @staticmethod
     def _edge_pairs(sub: SubgraphBatch) -> Tensor:
@@ -369,65 +422,66 @@ class NSEG(ExplainerAlgorithm):
         return torch.unique(key, return_inverse=True)[1]
 
     def _prediction_loss(self, out: Tensor, tgt: Tensor, rtype: str, binary: bool) -> Tensor:
-        """Row 0 of ``out`` is the sufficiency copy, the other rows the necessity samples."""
+        """Per-instance prediction loss; row 0 of ``out`` is the sufficiency copy, the other
+        rows the necessity samples."""
         if self.scale == "prob":
             p = class_prob(out, tgt, rtype, binary)
             suff, nec = p[0], p[1:].mean(0)
             if self.objective == "pns":
-                return -(suff - nec).sum()
+                return -(suff - nec)
             if self.objective == "pn":
-                return -(1 - nec).sum()
-            return -suff.sum()
+                return -(1 - nec)
+            return -suff
         # log scale: log p(yhat | explanation) + log(1 - p(yhat | complement)); same optimum
         # (suff = 1, nec = 0) but no vanishing gradient when a probability saturates.
         logp, log1mp = class_log_prob(out, tgt, rtype, binary)
         suff, nec = logp[0], log1mp[1:].mean(0)
         if self.objective == "pns":
-            return -(suff + nec).sum()
+            return -(suff + nec)
         if self.objective == "pn":
-            return -nec.sum()
-        return -suff.sum()
+            return -nec
+        return -suff
 
-    def _loop(self, model: torch.nn.Module, sub: SubgraphBatch, tgt: Tensor,
-              x_cf: Tensor | None, rtype: str, binary: bool, use_e: bool, m_e: Tensor | None,
-              m_f: Tensor | None, opt: torch.optim.Optimizer, noise: Any, e_count: Tensor,
-              n_count: Tensor, pair: Tensor | None) -> None:
-        num_e = sub.edge_index.size(1)
-        ones = torch.ones(num_e, device=sub.x.device)
+    def _objective(self, model: torch.nn.Module, sub: SubgraphBatch, tgt: Tensor,
+                   x_cf: Tensor | None, s_e: Tensor, s_f: Tensor | None, rtype: str,
+                   binary: bool, use_e: bool, e_count: Tensor, n_count: Tensor, noise: Any,
+                   samples: int) -> Tensor:
+        """NSEG's loss of every instance at edge weights ``s_e`` and node mask ``s_f``, with
+        ``samples`` noisy complements per counterfactual case."""
         x = sub.x
-        for _ in range(self.epochs):
-            opt.zero_grad()
-            s_e = _edge_weights(m_e, pair) if m_e is not None else ones
-            copies: list[tuple[Tensor, Tensor]] = []
-            if m_f is not None:
-                assert x_cf is not None
-                s_f = m_f.sigmoid().unsqueeze(-1)
-                x_s = s_f * x + (1 - s_f) * x_cf
+        num_e = sub.edge_index.size(1)
+        ones = torch.ones(num_e, device=x.device)
+        copies: list[tuple[Tensor, Tensor]] = []
+        if s_f is not None:
+            assert x_cf is not None
+            s_fx = s_f.unsqueeze(-1)
+            x_s = s_fx * x + (1 - s_fx) * x_cf
 
-                def x_n(s_f: Tensor = s_f) -> Tensor:
-                    eps = noise((x.size(0), 1))
-                    return (s_f - eps) * x_cf + (1 - s_f + eps) * x
-                copies.append((s_e, x_s))
-                if use_e:
-                    copies += [(1 - s_e + noise((num_e,)), x_n()) for _ in range(self.samples)]
-                    copies += [(1 - s_e + noise((num_e,)), x_s) for _ in range(self.samples)]
-                    copies += [(s_e, x_n()) for _ in range(self.samples)]
-                else:
-                    copies += [(ones, x_n()) for _ in range(self.samples)]
+            def x_n() -> Tensor:
+                eps = noise((x.size(0), 1))
+                return (s_fx - eps) * x_cf + (1 - s_fx + eps) * x
+            copies.append((s_e, x_s))
+            if use_e:
+                copies += [(1 - s_e + noise((num_e,)), x_n()) for _ in range(samples)]
+                copies += [(1 - s_e + noise((num_e,)), x_s) for _ in range(samples)]
+                copies += [(s_e, x_n()) for _ in range(samples)]
             else:
-                copies.append((s_e, x))
-                copies += [(1 - s_e + noise((num_e,)), x) for _ in range(self.samples)]
-            x_all, ei_all, w_all, kw, rows = sub.replicate([c[1] for c in copies],
-                                                           [c[0] for c in copies])
-            set_weight_masks(model, w_all, ei_all)
-            out = model(x_all, ei_all, **kw)
-            loss = self._prediction_loss(out[rows], tgt, rtype, binary)
-            if m_e is not None:
-                loss = loss + self.alpha * s_e.sum() \
-                    + self.beta * (_entropy(s_e) / e_count[sub.edge_seg]).sum()
-            if m_f is not None:
-                s = m_f.sigmoid()
-                loss = loss + self.alpha_f * s.sum() \
-                    + self.beta_f * (_entropy(s) / n_count[sub.node_seg]).sum()
-            loss.backward()
-            opt.step()
+                copies += [(ones, x_n()) for _ in range(samples)]
+        else:
+            copies.append((s_e, x))
+            copies += [(1 - s_e + noise((num_e,)), x) for _ in range(samples)]
+        x_all, ei_all, w_all, kw, rows = sub.replicate([c[1] for c in copies],
+                                                       [c[0] for c in copies])
+        set_weight_masks(model, w_all, ei_all)
+        out = model(x_all, ei_all, **kw)
+        loss = self._prediction_loss(out[rows], tgt, rtype, binary)
+        n_inst = sub.num_instances
+        if use_e:
+            penalty = self.alpha * s_e + self.beta * _entropy(s_e) / e_count[sub.edge_seg]
+            loss = loss + torch.zeros(n_inst, device=x.device).index_add(0, sub.edge_seg,
+                                                                         penalty)
+        if s_f is not None:
+            penalty = self.alpha_f * s_f + self.beta_f * _entropy(s_f) / n_count[sub.node_seg]
+            loss = loss + torch.zeros(n_inst, device=x.device).index_add(0, sub.node_seg,
+                                                                         penalty)
+        return loss

@@ -330,3 +330,36 @@ def test_masks_keep_gradients_after_pyg_gnnexplainer(ba):
     res = NSEG(epochs=5, lr=0.1).explain(model, data.x, data.edge_index, index=idx)
     start = NSEG(epochs=1, lr=0.0).explain(model, data.x, data.edge_index, index=idx)
     assert not torch.allclose(res.edge_mask, start.edge_mask)
+
+
+def test_instance_loss_matches_direct_model_calls(ba):
+    # Edge-only NSEG loss of one target, recomputed on the full graph with PyG masks: the
+    # explanation's edges weighted s_e (the rest of the graph kept, it cannot reach the target),
+    # and the complement 1 - s_e.
+    from torch_geometric.explain.algorithm.utils import clear_masks, set_masks
+    data, model = ba
+    ex = NSEG(epochs=20, lr=0.1, alpha=0.01, beta=0.5)
+    res = ex.explain(model, data.x, data.edge_index, index=_targets()[:3])
+    loss = ex.instance_loss(model, res)
+    assert loss.shape == (3,) and bool(torch.isfinite(loss).all())
+    i = 1
+    sel = res.sub.edge_seg == i
+    s = res.edge_mask[sel]
+    ids = res.sub.edge_ids[sel]
+    node = int(res.sub.index[i])
+    cls = int(res.target[i])
+    logp = []
+    for w in (s, 1 - s):
+        full = torch.ones(data.edge_index.size(1))
+        full[ids] = w
+        set_masks(model, full, data.edge_index, apply_sigmoid=False)
+        with torch.no_grad():
+            logp.append(model(data.x, data.edge_index).log_softmax(-1)[node])
+        clear_masks(model)
+    pred = -(logp[0][cls] + torch.log1p(-logp[1][cls].exp()))
+    penalty = 0.01 * s.sum() + 0.5 * _entropy(s).mean()
+    assert math.isclose(float(loss[i]), float(pred + penalty), rel_tol=1e-4, abs_tol=1e-5)
+    motif = (res.sub.edge_ids >= 0).float()  # any mask in the same layout can be scored
+    assert ex.instance_loss(model, res, edge_mask=motif).shape == (3,)
+    with pytest.raises(GraphError, match="edge_mask"):
+        ex.instance_loss(model, res, edge_mask=motif[:-1])
