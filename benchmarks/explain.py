@@ -279,8 +279,8 @@ def main(argv: list[str] | None = None) -> None:
                     print(f"[explain] {dataset} {model_name} {name} seed={seed} "
                           + " ".join(f"{k}={v:.3f}" for k, v in metrics.items()
                                      if isinstance(v, float)), flush=True)
-                    protocol = "test graphs" if dataset in ("mutag", "enzymes") \
-                        else "motif nodes"
+                    what = "test graphs" if dataset in ("mutag", "enzymes") else "motif nodes"
+                    protocol = f"{'all' if args.nodes is None else args.nodes} {what}"
                     # The model's training settings are part of the protocol: rows of
                     # differently trained models must not be averaged together.
                     variant = _variant(getattr(model, "_graphkit_info", {}))
