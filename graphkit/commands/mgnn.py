@@ -5,6 +5,12 @@ per seed) or ``public`` (Planetoid split). Graph tasks: ``cv5``/``cv10`` stratif
 12345; for fold ``i`` the test set is fold ``i``, the validation set fold ``i - 1``, the rest
 trains, and the test accuracy is read at the epoch of lowest validation loss (as the reference
 code). Model selection never looks at test labels.
+
+``cv5-ref``/``cv10-ref`` are the same folds and selection under the reference code's graph
+pipeline (``MGNN_Graph/main.py``, see :data:`REF_GRAPH_CONFIG`): TUDataset node features with
+``use_node_attr=True``, the reference motif matrices (``pairs="reference"``), MotifConv widths
+16, C, C (C = class count), Kaiming-uniform init, 300 epochs. Baselines get the same features,
+folds and epochs.
 """
 
 from __future__ import annotations
@@ -24,7 +30,8 @@ HELP = "Motif Graph Neural Network (MGNN) and PyG baselines on node/graph benchm
 ORDER = 30
 
 MODELS = ("mgnn", "gcn", "sage", "gat", "gin")
-PROTOCOLS = ("paper", "public", "cv5", "cv10")
+PROTOCOLS = ("paper", "public", "cv5", "cv10", "cv5-ref", "cv10-ref")
+NODE_PROTOCOLS = ("paper", "public")
 # Node-task MGNN settings; other node sets use Cora's. The reference code's motif matrices and
 # initialization, then hyperparameters chosen on VALIDATION accuracy by benchmarks/mgnn_search.py
 # (paper protocol, split seeds 0-2; see benchmarks/notes/mgnn.md). Cora: the reference code's
@@ -39,17 +46,32 @@ NODE_CONFIG = {
 }
 GRAPH_CONFIG = dict(lr=0.01, weight_decay=5e-3, dropout=0.5, motif_dropout=0.3, att_dropout=0.3,
                     att_act="tanh", batch_size=128)
+# ``cv5-ref``/``cv10-ref``: where the reference code's graph pipeline differs from ``cv5`` (paper
+# notes 2.3/2.4): node features as ``TUDataset(use_node_attr=True)`` (ENZYMES 18 continuous
+# attributes + 3 labels, PROTEINS 1 + 3; a one-hot degree where x is missing), the reference motif
+# matrices, convs 2 and 3 narrowed to the class count (widths 16, C, C), Kaiming-uniform init,
+# 300 epochs. Everything else (lr, weight decay, batch, tanh gate, dropouts, folds, selection) is
+# ``cv5``'s. Chosen for fidelity to the reference, not on any score.
+REF_GRAPH_CONFIG = dict(GRAPH_CONFIG, pairs="reference", init="kaiming", widths="16,C,C",
+                        features="use_node_attr")
+REF_EPOCHS = 300
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", default="cora", help="registry name (cora, mutag, ...)")
     parser.add_argument("--protocol", choices=PROTOCOLS, default=None,
-                        help="paper|public (node sets), cv5|cv10 (graph sets); default paper/cv5")
+                        help="paper|public (node sets), cv5|cv10 (graph sets), cv5-ref|cv10-ref "
+                             "(graph sets, the reference code's pipeline); default paper/cv5")
     parser.add_argument("--model", choices=MODELS, default="mgnn")
     parser.add_argument("--seeds", type=int, default=10, help="seeds (node) or folds used (graph)")
     parser.add_argument("--epochs", type=int, default=None,
-                        help="training epochs (default 200 node, 100 graph; reference 3000/300)")
-    parser.add_argument("--hidden", type=int, default=None, help="width (MGNN 16, baselines 64)")
+                        help="training epochs (default 200 node, 100 graph, 300 *-ref; "
+                             "reference 3000/300)")
+    parser.add_argument("--hidden", type=int, default=None,
+                        help="width (MGNN 16, baselines 64; under *-ref MGNN's first conv)")
+    parser.add_argument("--use-node-attr", action="store_true",
+                        help="TUDataset graph sets: continuous node attributes plus labels as "
+                             "features (records '<protocol>-attr'); always on under *-ref")
     parser.add_argument("--root", default=None, help="dataset root")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", default=None, help="append one JSONL record per seed/fold")
@@ -80,16 +102,36 @@ class PooledBaseline(nn.Module):
         return self.head(self.pool(F.relu(self.body(x, edge_index)), batch))
 
 
+def parse_widths(spec: str, num_classes: int, hidden: int | None = None) -> tuple[int, ...]:
+    """MGNN conv widths from a spec such as ``"16,C,C"``: ``C`` is the class count; ``hidden``,
+    when given, replaces the first width."""
+    from graphkit.errors import GraphError
+    try:
+        widths = [num_classes if t.strip().upper() == "C" else int(t) for t in spec.split(",")]
+    except (AttributeError, ValueError):
+        raise GraphError(f"widths: expected comma-separated ints or 'C', got {spec!r}") from None
+    if hidden is not None:
+        widths[0] = hidden
+    return tuple(widths)
+
+
 def build_model(name: str, in_channels: int, num_classes: int, task: str,
                 hidden: int | None = None, num_layers: int | None = None, **cfg: Any
                 ) -> nn.Module:
-    """MGNN with the reference settings, or a PyG GCN/GraphSAGE/GAT/GIN baseline."""
+    """MGNN with the reference settings, or a PyG GCN/GraphSAGE/GAT/GIN baseline.
+
+    For MGNN, ``cfg["widths"]`` (e.g. ``"16,C,C"``, see :func:`parse_widths`) gives one width per
+    conv and ``cfg["init"]`` a :func:`reference_init` scheme."""
     from graphkit.nn import MGNN
     if name == "mgnn":
         keys = ("input_dropout", "dropout", "motif_dropout", "att_dropout", "att_act", "pairs",
                 "negative", "compress_channels")
-        model = MGNN(in_channels, hidden or 16, num_classes,
-                     num_layers or (1 if task == "node" else 3), task=task,
+        widths: int | tuple[int, ...] = hidden or 16
+        if cfg.get("widths") is not None:
+            widths = parse_widths(cfg["widths"], num_classes, hidden)
+        elif num_layers is None:
+            num_layers = 1 if task == "node" else 3
+        model = MGNN(in_channels, widths, num_classes, num_layers, task=task,
                      **{k: cfg[k] for k in keys if k in cfg})
         if cfg.get("init", "default") != "default":
             reference_init(model, cfg["init"])
@@ -147,6 +189,19 @@ def reference_init(model: nn.Module, scheme: str) -> None:
         if scheme == "kaiming" and isinstance(last, nn.Linear):
             bound = math.sqrt(6 / last.in_features)
             last.weight.uniform_(-bound, bound)
+
+
+def _store_reference_motifs(graphs: list) -> None:
+    """Store the reference code's normalized motif matrices (``pairs="reference"``, all 13
+    motifs) on each graph under :func:`~graphkit.data.motifs.motif_key` names."""
+    from graphkit.data.motifs import motif_key, parse_motifs
+    from graphkit.nn.motif_conv import compute_motifs
+    names = parse_motifs("all")
+    for g in graphs:
+        for name, (index, weight) in zip(names, compute_motifs(
+                g.edge_index, g.num_nodes, names, pairs="reference"), strict=True):
+            g[motif_key(name, "index")] = index
+            g[motif_key(name, "weight")] = weight
 
 
 def _graph_features(dataset: Any) -> list:
@@ -216,10 +271,16 @@ def run_protocol(dataset_name: str, protocol: str | None = None, model_name: str
                  root: str | None = None, device: str = "auto", out: str | None = None,
                  resume: bool = False, log: Any = None,
                  load_kwargs: dict[str, Any] | None = None,
-                 patience: int | None = None, write: bool = True) -> dict[str, Any]:
+                 patience: int | None = None, write: bool = True,
+                 use_node_attr: bool = False) -> dict[str, Any]:
     """Run one (model, dataset, protocol) and return per-seed accuracies and their summary
     (``load_kwargs`` go to :func:`graphkit.data.load`, e.g. ``num_graphs`` for synthetic sets;
-    ``patience`` turns on early stopping for node tasks, recorded as protocol ``<protocol>-es``)."""
+    ``patience`` turns on early stopping for node tasks, recorded as protocol ``<protocol>-es``).
+
+    ``cv5-ref``/``cv10-ref`` run the reference graph pipeline (:data:`REF_GRAPH_CONFIG`, default
+    :data:`REF_EPOCHS` epochs; ``hidden`` sets MGNN's first conv width). ``use_node_attr`` gives
+    ``cv5``/``cv10`` the TUDataset continuous node attributes too (protocol ``<protocol>-attr``);
+    the ``-ref`` protocols always use them. Other graph sets keep their own features."""
     from graphkit.data import AddMotifAdjacency, load, public_split, random_split, spec
     from graphkit.data.splits import stratified_kfold
     from graphkit.errors import GraphError
@@ -228,9 +289,16 @@ def run_protocol(dataset_name: str, protocol: str | None = None, model_name: str
     entry = spec(dataset_name)
     kind = entry.kind if entry else "graph"
     protocol = protocol or ("paper" if kind == "node" else "cv5")
-    if (kind == "node") != (protocol in ("paper", "public")):
+    if protocol not in PROTOCOLS:
+        raise GraphError(f"protocol: expected one of {PROTOCOLS}, got {protocol!r}")
+    if (kind == "node") != (protocol in NODE_PROTOCOLS):
         raise GraphError(f"protocol: {protocol!r} does not apply to the {kind}-level dataset "
-                         f"{dataset_name!r} (node: paper|public, graph: cv5|cv10)")
+                         f"{dataset_name!r} (node: paper|public, graph: cv5|cv10|cv5-ref|"
+                         "cv10-ref)")
+    reference = protocol.endswith("-ref")
+    if use_node_attr and kind == "node":
+        raise GraphError("use_node_attr: only graph-classification (TUDataset) sets have node "
+                         f"attributes to add; {dataset_name!r} is a single graph")
     if model_name not in MODELS:
         raise GraphError(f"model: expected one of {MODELS}, got {model_name!r}")
     if not isinstance(seeds, int) or seeds < 1:
@@ -240,29 +308,40 @@ def run_protocol(dataset_name: str, protocol: str | None = None, model_name: str
     if patience is not None and (not isinstance(patience, int) or patience < 1):
         raise GraphError(f"patience: expected a positive int, got {patience!r}")
     label = f"{protocol}-es" if patience and kind == "node" else protocol
+    if use_node_attr and not reference:
+        label = f"{protocol}-attr"
+    node_attr = use_node_attr or reference
     ds_label = entry.name if entry else dataset_name
     done: set[int] = set()
     if out and resume:
         from graphkit.records import done_seeds
         done = done_seeds(out, method=method, dataset=ds_label, protocol=label)
     results: list[dict[str, Any]] = []
-    data = load(dataset_name, root=root, **(load_kwargs or {}))
+    load_kw = dict(load_kwargs or {})
+    if node_attr and (entry is None or entry.source.startswith("TUDataset")):
+        load_kw["use_node_attr"] = True
     start = time.perf_counter()
     if kind == "node":
+        data = load(dataset_name, root=root, **load_kw)
         cfg = NODE_CONFIG.get(ds_label, NODE_CONFIG["cora"])
         lr, wd = (cfg["lr"], cfg["weight_decay"]) if model_name == "mgnn" else (0.01, 5e-4)
         epochs = epochs or 200
         plan = list(range(seeds))
     else:
-        cfg = GRAPH_CONFIG
+        cfg = REF_GRAPH_CONFIG if reference else GRAPH_CONFIG
         lr, wd = cfg["lr"], cfg["weight_decay"]
-        epochs = epochs or 100
-        k = 5 if protocol == "cv5" else 10
-        graphs = _graph_features(data)
-        if model_name == "mgnn":
-            graphs = [AddMotifAdjacency()(g) for g in graphs]
-        folds = stratified_kfold(graphs, k, seed=12345)
-        plan = list(range(min(seeds, k)))
+        epochs = epochs or (REF_EPOCHS if reference else 100)
+        k = 5 if protocol.startswith("cv5") else 10
+        plan = [seed for seed in range(min(seeds, k)) if seed not in done]
+        if plan:  # with every fold done, skip loading and motif counting
+            data = load(dataset_name, root=root, **load_kw)
+            num_classes = int(data.num_classes)
+            graphs = _graph_features(data)
+            if model_name == "mgnn" and cfg.get("pairs") == "reference":
+                _store_reference_motifs(graphs)
+            elif model_name == "mgnn":
+                graphs = [AddMotifAdjacency()(g) for g in graphs]
+            folds = stratified_kfold(graphs, k, seed=12345)
     for seed in plan:
         if seed in done:
             continue
@@ -280,30 +359,38 @@ def run_protocol(dataset_name: str, protocol: str | None = None, model_name: str
             test_idx = folds[seed][1]
             val_idx = folds[seed - 1][1]
             train_idx = np.setdiff1d(np.arange(len(graphs)), np.concatenate([test_idx, val_idx]))
-            model = build_model(model_name, graphs[0].num_features, int(data.num_classes),
-                                "graph", hidden, **cfg)
+            model = build_model(model_name, graphs[0].num_features, num_classes, "graph",
+                                hidden, **cfg)
+            cpu = time.process_time()
             res = run_graph_fold(model, graphs, train_idx, val_idx, test_idx, epochs, lr, wd,
                                  cfg["batch_size"], dev, seed)
+            res["cpu_seconds"] = time.process_time() - cpu
         res["seed"] = seed
         results.append(res)
         if log:
-            log(f"{method} {ds_label} {protocol} seed {seed}: test acc {res['test_acc']:.4f} "
-                f"({res['seconds']:.1f} s)")
+            log(f"{method} {ds_label} {label} seed {seed}: test acc {res['test_acc']:.4f} "
+                f"(best epoch {res['best_epoch']}, {res['seconds']:.1f} s)")
         if out and write:  # under torchrun every rank reads ``out`` (resume), rank 0 writes
             from graphkit.records import append_record, make_record
             extra = {"patience": patience, "epochs_run": res["epochs_run"]} \
                 if "epochs_run" in res else {}
+            metrics = {"acc": res["test_acc"], "best_epoch": res["best_epoch"]}
             if model_name == "mgnn":
                 extra["config"] = {k: v for k, v in cfg.items() if k not in ("lr", "weight_decay")}
+            if kind == "graph" and node_attr:  # the reference-pipeline records' extra fields
+                metrics["val_acc"] = res["val_acc"]
+                extra.update(cpu_seconds=res["cpu_seconds"], num_features=graphs[0].num_features,
+                             features="use_node_attr" if "use_node_attr" in load_kw
+                             else "dataset")
             append_record(out, make_record(
-                method, ds_label, label, seed,
-                {"acc": res["test_acc"], "best_epoch": res["best_epoch"]}, res["seconds"], dev,
+                method, ds_label, label, seed, metrics, res["seconds"], dev,
                 epochs=epochs, lr=lr, weight_decay=wd, hidden=hidden, **extra))
     accs = [r["test_acc"] for r in results]
     mean = float(np.mean(accs)) if accs else float("nan")
     std = float(np.std(accs)) if accs else float("nan")
     return {"dataset": ds_label, "protocol": label, "model": method, "acc_mean": mean,
-            "acc_std": std, "seeds": [r["seed"] for r in results], "epochs": epochs,
+            "acc_std": std, "seeds": [r["seed"] for r in results], "accs": accs,
+            "epochs": epochs,
             "seconds": round(time.perf_counter() - start, 2), "skipped_seeds": sorted(done)}
 
 
@@ -328,7 +415,8 @@ def run(args: argparse.Namespace) -> dict[str, Any] | None:
         lead = gdist.rank() == 0  # one rank writes records and prints
         result = run_protocol(args.dataset, args.protocol, args.model, args.seeds, args.epochs,
                               args.hidden, args.root, args.device, args.out, args.resume,
-                              log if lead else None, patience=args.patience, write=lead)
+                              log if lead else None, patience=args.patience, write=lead,
+                              use_node_attr=getattr(args, "use_node_attr", False))
     if not lead:
         return None
     if not args.json:

@@ -6,7 +6,7 @@ IEEE TNNLS 2023, https://arxiv.org/abs/2112.14900. Architectures as in the refer
 - node task: input dropout -> ``num_layers`` x (MotifConv -> ReLU -> dropout) -> Linear;
 - graph task: ``num_layers`` x (dropout -> MotifConv -> MLP(Linear, BN, ReLU, Linear, ReLU)) ->
   sum pooling -> Linear -> ReLU -> dropout -> Linear (the reference narrows conv 2 and 3 to the
-  class count; here every conv has ``hidden_channels``).
+  class count: ``hidden_channels=(16, C, C)``; an int gives every conv the same width).
 
 Call it like any PyG model: ``model(x, edge_index)`` or ``model(x, edge_index, batch)``; the motif
 matrices are computed from ``edge_index`` and cached, or taken from ``motif_adj=`` (see
@@ -15,7 +15,7 @@ matrices are computed from ``edge_index`` and cached, or taken from ``motif_adj=
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
@@ -111,9 +111,13 @@ class MGNN(nn.Module):
 
     Args:
         in_channels: node feature width.
-        hidden_channels: MotifConv width ``d_out`` (reference: 16).
+        hidden_channels: MotifConv width ``d_out`` (reference: 16): one int for every conv, or
+            a sequence with one positive int per conv, e.g. ``(16, C, C)`` for the reference
+            graph model whose convs 2 and 3 have the class count ``C`` as width. Only ``d_out``
+            changes; each conv's output is ``13 * d'`` wide (``compress_channels``) either way.
         out_channels: number of classes.
-        num_layers: MotifConv layers (reference: 1 on Cora/CiteSeer, 2 on PubMed, 3 for graphs).
+        num_layers: MotifConv layers (reference: 1 on Cora/CiteSeer, 2 on PubMed, 3 for graphs);
+            default 1, or the length of a ``hidden_channels`` sequence (which must match it).
         task: ``"node"`` or ``"graph"``.
         motifs: motif selection, default all 13.
         dropout: dropout after each conv (node) / before each conv and the last Linear (graph).
@@ -124,8 +128,8 @@ class MGNN(nn.Module):
         cache_size: graphs whose motif matrices are cached.
     """
 
-    def __init__(self, in_channels: int, hidden_channels: int = 16, out_channels: int = 2,
-                 num_layers: int = 1, task: str = "node",
+    def __init__(self, in_channels: int, hidden_channels: int | Sequence[int] = 16,
+                 out_channels: int = 2, num_layers: int | None = None, task: str = "node",
                  motifs: str | Iterable[str | int] = "all", dropout: float = 0.5,
                  input_dropout: float = 0.5, compress_channels: int = 6, mlp_channels: int = 64,
                  *, pairs: str = "all", negative: bool = True, att_act: str = "sigmoid",
@@ -133,11 +137,12 @@ class MGNN(nn.Module):
         super().__init__()
         if task not in ("node", "graph"):
             raise GraphError(f"task: expected 'node' or 'graph', got {task!r}")
-        if not isinstance(num_layers, int) or num_layers < 1:
-            raise GraphError(f"num_layers: expected a positive int, got {num_layers!r}")
+        widths = self._widths(hidden_channels, num_layers)
+        num_layers = len(widths)
         if not isinstance(out_channels, int) or out_channels < 1:
             raise GraphError(f"out_channels: expected a positive int, got {out_channels!r}")
         self.in_channels, self.out_channels, self.task = in_channels, out_channels, task
+        self.hidden_channels = widths
         self.motifs = parse_motifs(motifs)
         self.pairs, self.negative = pairs, negative
         self.dropout, self.input_dropout = dropout, input_dropout
@@ -148,8 +153,8 @@ class MGNN(nn.Module):
         self.convs = nn.ModuleList()
         self.mlps = nn.ModuleList()
         width = in_channels
-        for _ in range(num_layers):
-            conv = MotifConv(width, hidden_channels, **conv_kw)
+        for hidden in widths:
+            conv = MotifConv(width, hidden, **conv_kw)
             self.convs.append(conv)
             width = conv.out_features
             if task == "graph":
@@ -166,6 +171,28 @@ class MGNN(nn.Module):
         self.sparse_input = SparseInput()
         self._checked_inputs = _CheckedInputs()
         self.reset_parameters()
+
+    @staticmethod
+    def _widths(hidden_channels: Any, num_layers: Any) -> tuple[int, ...]:
+        """The conv widths, one per layer, from an int or a sequence of ints."""
+        if num_layers is not None and (isinstance(num_layers, bool)
+                                       or not isinstance(num_layers, int) or num_layers < 1):
+            raise GraphError(f"num_layers: expected a positive int, got {num_layers!r}")
+        if isinstance(hidden_channels, Sequence) and not isinstance(hidden_channels, str):
+            widths = tuple(hidden_channels)
+            if not widths:
+                raise GraphError("hidden_channels: expected a positive int or a non-empty "
+                                 "sequence of positive ints, got an empty sequence")
+            if num_layers is not None and len(widths) != num_layers:
+                raise GraphError(f"hidden_channels: {len(widths)} widths {list(widths)} for "
+                                 f"num_layers={num_layers}; give one width per conv")
+        else:
+            widths = (hidden_channels,) * (num_layers or 1)
+        for w in widths:
+            if isinstance(w, bool) or not isinstance(w, int) or w < 1:
+                raise GraphError(f"hidden_channels: expected positive ints, got "
+                                 f"{hidden_channels!r}")
+        return widths
 
     def reset_parameters(self) -> None:
         for module in self.modules():

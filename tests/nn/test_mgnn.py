@@ -232,3 +232,36 @@ def test_reference_init_bounds():
     assert conv.comp_weight.abs().max() > 0.5 and conv.bias.abs().sum() == 0
     with pytest.raises(GraphError, match="init"):
         reference_init(model, "orthogonal")
+
+
+def test_per_layer_widths_shapes_and_state_dict():
+    batch = Batch.from_data_list([two_triangles(), two_triangles()])
+    torch.manual_seed(0)
+    model = MGNN(4, (16, 3, 3), 3, task="graph", motifs=["M4", "M13"])
+    assert [c.out_channels for c in model.convs] == [16, 3, 3]
+    assert model.hidden_channels == (16, 3, 3)
+    assert model.convs[1].lin.weight.shape == (2 * 3, 64)  # W and W_root of width 3 after the MLP
+    out = model(batch.x, batch.edge_index, batch.batch)
+    assert out.shape == (2, 3)
+    out.sum().backward()
+    assert all(p.grad is not None for p in model.parameters())
+    # An int width and the equal sequence build the same model (same draws, same state_dict).
+    torch.manual_seed(0)
+    same = MGNN(4, [8, 8], 2, motifs=["M4"])
+    torch.manual_seed(0)
+    plain = MGNN(4, 8, 2, num_layers=2, motifs=["M4"])
+    assert same.state_dict().keys() == plain.state_dict().keys()
+    assert all(torch.equal(a, b) for a, b in zip(same.state_dict().values(),
+                                                 plain.state_dict().values(), strict=True))
+    assert MGNN(4, 8, 2).hidden_channels == (8,) and len(MGNN(4, [8, 8, 8], 2).convs) == 3
+
+
+@pytest.mark.parametrize("hidden,num_layers,match", [
+    ((16, 3), 3, "2 widths"), ([], None, "empty"), ((16, 0), None, "hidden_channels"),
+    ((16, -2, 3), 3, "hidden_channels"), ((16, 2.5), None, "hidden_channels"),
+    (0, 2, "hidden_channels"), ((True, 4), None, "hidden_channels"), ("16", None, "hidden"),
+    ((4, 4), 0, "num_layers"),
+])
+def test_bad_per_layer_widths(hidden, num_layers, match):
+    with pytest.raises(GraphError, match=match):
+        MGNN(3, hidden, 2, num_layers=num_layers)

@@ -28,7 +28,7 @@ def test_cv_protocol_writes_and_resumes(tmp_path):
 
 @pytest.mark.parametrize("kwargs,match", [
     (dict(protocol="paper"), "protocol"), (dict(model_name="mlp"), "model"),
-    (dict(seeds=0), "seeds"),
+    (dict(seeds=0), "seeds"), (dict(protocol="cv7-ref"), "protocol"),
 ])
 def test_bad_arguments(kwargs, match):
     with pytest.raises(GraphError, match=match):
@@ -41,3 +41,36 @@ def test_public_protocol_with_early_stopping(data_root, model):
                        device="cpu", patience=1)
     assert res["protocol"] == "public-es" and res["seeds"] == [0]
     assert 0.0 <= res["acc_mean"] <= 1.0
+
+
+def test_reference_protocol_builds_widths_16_c_c_and_records(tmp_path, monkeypatch):
+    import graphkit.commands.mgnn as cmd
+    built = []
+
+    def spy(*args, **kwargs):
+        built.append(cmd_build(*args, **kwargs))
+        return built[-1]
+
+    cmd_build = cmd.build_model
+    monkeypatch.setattr(cmd, "build_model", spy)
+    out = tmp_path / "mgnn.jsonl"
+    res = run_protocol("triangles-squares", "cv5-ref", "mgnn", seeds=1, epochs=2, device="cpu",
+                       out=str(out), load_kwargs=dict(num_graphs=30))
+    assert res["protocol"] == "cv5-ref" and res["seeds"] == [0] and len(res["accs"]) == 1
+    (model,) = built
+    assert [c.out_channels for c in model.convs] == [16, 2, 2]  # C = 2 classes
+    assert all(c.pairs == "reference" for c in model.convs)
+    (record,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert record["protocol"] == "cv5-ref" and record["epochs"] == 2
+    assert record["config"]["widths"] == "16,C,C" and record["config"]["init"] == "kaiming"
+    assert "val_acc" in record["metrics"]
+    assert cmd.build_model("mgnn", 5, 3, "graph", 8, **cmd.REF_GRAPH_CONFIG).hidden_channels \
+        == (8, 3, 3)  # --hidden sets the first conv
+
+
+def test_use_node_attr_labels_and_refuses_node_sets(tmp_path):
+    res = run_protocol("triangles-squares", "cv5", "gin", seeds=1, epochs=1, device="cpu",
+                       load_kwargs=dict(num_graphs=20), use_node_attr=True)
+    assert res["protocol"] == "cv5-attr"
+    with pytest.raises(GraphError, match="use_node_attr"):
+        run_protocol("karate", "paper", use_node_attr=True)
