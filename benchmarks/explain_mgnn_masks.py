@@ -34,12 +34,13 @@ from benchmarks.harness import RESULTS, append_record, make_record
 
 
 def check(dataset: str, seed: int, nodes: int) -> dict[str, float]:
+    from torch_geometric.explain.algorithm.utils import clear_masks
+
     import graphkit.nn.motif_conv as mc
     from graphkit.commands.explain import _targets, nseg_settings, train_model
     from graphkit.data import load
     from graphkit.explain import NSEG
     from graphkit.explain._batch import build_batch, set_weight_masks
-    from torch_geometric.explain.algorithm.utils import clear_masks
 
     data = load(dataset)
     model = train_model(dataset, "mgnn", seed=seed, device="cpu").eval()
