@@ -21,6 +21,13 @@ message-passing layer is a ``GCNConv`` or degree-free (GIN), they are left out a
 *full-graph* in-degrees of the batch nodes (through the layer's own cache). Inside nodes' degrees
 are unchanged and boundary nodes get their true degree, so the target's output is exactly the
 full-graph one at a fraction of the cost.
+
+Motif layers (MGNN) normalise by *motif* degrees, which count triangles and wedges around a node,
+and their messages reach two hops. A model says so by declaring ``num_hops`` (its receptive field:
+3 per MGNN layer) and ``context_hops`` (how much further its normalisations look: 1 for MGNN).
+Its context is then the whole induced subgraph on the ``num_hops + context_hops`` neighbourhood,
+both directions of every edge, minus the explained edges: one-way context edges would be counted
+as directed motifs, and a motif degree needs every edge among a node's neighbours.
 """
 
 from __future__ import annotations
@@ -47,6 +54,17 @@ def num_hops(model: torch.nn.Module) -> int:
     if isinstance(declared, int):
         return declared
     return sum(isinstance(m, MessagePassing) for m in model.modules())
+
+
+def context_hops(model: torch.nn.Module) -> int | None:
+    """Hops of structure beyond the receptive field that the model's normalisations read, if the
+    model declares them (``context_hops``); ``None`` means in-degrees only (GCN-style)."""
+    declared = getattr(model, "context_hops", None)
+    if declared is None:
+        return None
+    if not isinstance(declared, int) or declared < 0:
+        raise GraphError(f"context_hops: expected a non-negative int, got {declared!r}")
+    return declared
 
 
 def degree_exact(model: torch.nn.Module) -> bool:
@@ -81,9 +99,9 @@ class SubgraphBatch:
         task_level: ``"node"`` or ``"graph"``.
         ctx_x / ctx_ids / ctx_seg: features, original ids and instance of the context nodes
             (outside sources of edges into the subgraphs; node tasks only).
-        ctx_edge_index: context edges, row 0 indexing ``ctx_x`` and row 1 the batch nodes
-            (the other way round for ``flow="target_to_source"``); ``ctx_edge_seg`` their
-            instance.
+        ctx_edge_index: context edges; each endpoint indexes ``ctx_x`` where ``ctx_side`` is
+            true and the batch nodes otherwise; ``ctx_edge_seg`` their instance.
+        ctx_side: ``[2, E_ctx]`` bool, which endpoints of the context edges are context nodes.
         in_degree / has_loop: full-graph in-degree (self-loops not counted) and self-loop flag
             of every batch node, set instead of context edges (see :func:`full_degree_norm`).
         live: with ``in_degree``, which batch edges can influence their target (those not
@@ -107,6 +125,7 @@ class SubgraphBatch:
     ctx_seg: Tensor | None = None
     ctx_edge_index: Tensor | None = None
     ctx_edge_seg: Tensor | None = None
+    ctx_side: Tensor | None = None
     flow: str = "source_to_target"
     in_degree: Tensor | None = None
     has_loop: Tensor | None = None
@@ -129,12 +148,13 @@ class SubgraphBatch:
             masks = [m[self.live] for m in masks]
         parts, weights, feats = [self.stacked_edges(copies)], list(masks), list(xs)
         if self.ctx_edge_index is not None and self.ctx_edge_index.size(1) > 0:
-            assert self.ctx_x is not None
+            assert self.ctx_x is not None and self.ctx_side is not None
             nc = self.ctx_x.size(0)
-            out_row = 0 if self.flow == "source_to_target" else 1
-            ctx = self.ctx_edge_index.unsqueeze(0).repeat(copies, 1, 1)
-            ctx[:, out_row] += copies * n + (torch.arange(copies, device=dev) * nc).view(-1, 1)
-            ctx[:, 1 - out_row] += offsets.view(-1, 1)
+            # context nodes of every copy follow all batch nodes of all copies
+            ctx_shift = copies * n + torch.arange(copies, device=dev) * nc
+            shift = torch.where(self.ctx_side.unsqueeze(0), ctx_shift.view(-1, 1, 1),
+                                offsets.view(-1, 1, 1))
+            ctx = self.ctx_edge_index.unsqueeze(0) + shift
             parts.append(ctx.permute(1, 0, 2).reshape(2, -1))
             weights.append(torch.ones(copies * ctx.size(-1), device=dev))
             feats += [self.ctx_x] * copies
@@ -172,16 +192,17 @@ class SubgraphBatch:
         if self.ctx_edge_index is not None:
             assert self.ctx_x is not None and self.ctx_seg is not None
             assert self.ctx_ids is not None and self.ctx_edge_seg is not None
+            assert self.ctx_side is not None
             csel = (self.ctx_seg >= lo) & (self.ctx_seg < hi)
             cesel = (self.ctx_edge_seg >= lo) & (self.ctx_edge_seg < hi)
             ctx_start = int(csel.nonzero()[0]) if bool(csel.any()) else 0
-            out_row = 0 if self.flow == "source_to_target" else 1
-            shift = torch.zeros(2, 1, dtype=torch.long, device=self.x.device)
-            shift[out_row], shift[1 - out_row] = ctx_start, node_start
+            side = self.ctx_side[:, cesel]
             sub.ctx_x, sub.ctx_ids = self.ctx_x[csel], self.ctx_ids[csel]
             sub.ctx_seg = self.ctx_seg[csel] - lo
-            sub.ctx_edge_index = self.ctx_edge_index[:, cesel] - shift
+            sub.ctx_edge_index = self.ctx_edge_index[:, cesel] - torch.where(
+                side, ctx_start, node_start)
             sub.ctx_edge_seg = self.ctx_edge_seg[cesel] - lo
+            sub.ctx_side = side
         if self.task_level == "graph":
             assert self.batch is not None
             sub.batch = self.batch[nsel] - lo
@@ -253,7 +274,8 @@ def build_batch(model: torch.nn.Module, x: Tensor, edge_index: Tensor, index: An
     direction = flow(model)
     # messages go from row `src` to row `dst` of edge_index
     src, dst = (0, 1) if direction == "source_to_target" else (1, 0)
-    ctx_ids, ctx_seg, ctx_parts, ctx_eseg = [], [], [], []
+    reach = context_hops(model)
+    ctx_ids, ctx_seg, ctx_parts, ctx_eseg, ctx_sides = [], [], [], [], []
     inside = torch.zeros(num_nodes, dtype=torch.bool, device=dev)
     relabel = torch.full((num_nodes,), -1, dtype=torch.long, device=dev)
     ctx_offset = 0
@@ -277,16 +299,23 @@ def build_batch(model: torch.nn.Module, x: Tensor, edge_index: Tensor, index: An
             live.append(inner[edge_index[dst][emask]])
             offset += subset.numel()
             continue
-        # context: in-edges of subgraph nodes from outside (they restore the degrees)
         inside[subset] = True
-        cmask = inside[edge_index[dst]] & ~inside[edge_index[src]]
+        if reach is None:
+            # context: in-edges of subgraph nodes from outside (they restore the degrees)
+            cmask = inside[edge_index[dst]] & ~inside[edge_index[src]]
+            cnodes = torch.unique(edge_index[src][cmask])
+        else:
+            # context: the induced subgraph on `hops + reach` hops minus the explained edges
+            wide = torch.zeros(num_nodes, dtype=torch.bool, device=dev)
+            wide[k_hop_subgraph(t, hops + reach, edge_index, num_nodes=num_nodes,
+                                flow=direction)[0]] = True
+            cmask = wide[edge_index[0]] & wide[edge_index[1]] & ~emask
+            cnodes = (wide & ~inside).nonzero().view(-1)
         cei = edge_index[:, cmask]
-        cnodes = torch.unique(cei[src])
         relabel[subset] = torch.arange(subset.numel(), device=dev) + offset
         relabel[cnodes] = torch.arange(cnodes.numel(), device=dev) + ctx_offset
-        local = torch.empty_like(cei)
-        local[src], local[dst] = relabel[cei[src]], relabel[cei[dst]]
-        ctx_parts.append(local)
+        ctx_parts.append(relabel[cei])
+        ctx_sides.append(~inside[cei])
         ctx_ids.append(cnodes)
         ctx_seg.append(torch.full_like(cnodes, i))
         ctx_eseg.append(torch.full((cei.size(1),), i, dtype=torch.long, device=dev))
@@ -312,7 +341,8 @@ def build_batch(model: torch.nn.Module, x: Tensor, edge_index: Tensor, index: An
                          edge_seg=torch.cat(edge_seg), out_pos=torch.cat(out_pos), index=idx,
                          task_level="node", kwargs=kwargs, ctx_x=x[cid], ctx_ids=cid,
                          ctx_seg=torch.cat(ctx_seg), ctx_edge_index=torch.cat(ctx_parts, 1),
-                         ctx_edge_seg=torch.cat(ctx_eseg), flow=direction)
+                         ctx_edge_seg=torch.cat(ctx_eseg), ctx_side=torch.cat(ctx_sides, 1),
+                         flow=direction)
 
 
 @contextmanager

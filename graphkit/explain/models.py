@@ -115,8 +115,7 @@ def build_model(name: str, in_channels: int, out_channels: int, *, graph_level: 
             raise GraphError(f"model: 'mgnn' is not available ({exc})") from exc
         model = MGNN(in_channels, hidden, out_channels, num_layers=2,
                      task="graph" if graph_level else "node")
-        model.num_hops = 4  # motif messages reach two hops per layer (3-node motifs)
-        return model
+        return model  # declares its reach itself (num_hops, context_hops)
     raise GraphError(f"model: expected one of {MODELS}, got {name!r}")
 
 

@@ -167,6 +167,10 @@ class MGNN(nn.Module):
                                       nn.Dropout(dropout), nn.Linear(mlp_channels, out_channels))
         else:
             self.head = nn.Sequential(nn.Linear(width, out_channels))
+        # Reach of a node output, for explainers that cut computation subgraphs
+        # (graphkit.explain._batch): each MotifConv passes one hop through Â and two through
+        # the motif matrices, and its motif degrees look one hop beyond that.
+        self.num_hops, self.context_hops = 3 * num_layers, 1
         self.cache = MotifCache(cache_size)
         self.sparse_input = SparseInput()
         self._checked_inputs = _CheckedInputs()
