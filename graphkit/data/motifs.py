@@ -29,7 +29,6 @@ Self-loops are ignored (a motif needs three distinct nodes) and duplicate edges 
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +42,7 @@ from torch_geometric.transforms import BaseTransform
 from torch_geometric.utils import coalesce
 
 from graphkit.data import motif_sets as _motif_sets  # noqa: F401  (registers the planted set)
+from graphkit.data.motif_tape import TapeCache
 from graphkit.data.validate import check_edge_index
 from graphkit.errors import GraphError
 
@@ -130,76 +130,6 @@ class _Scipy:
         weight = torch.from_numpy(x.data[keep]).to(dtype)
         index, weight = coalesce(index, weight, self.n)
         return index.to(device), weight.to(device)
-
-
-class _Torch:
-    """torch sparse COO tensors; differentiable with respect to the edge weights."""
-
-    def __init__(self, n: int):
-        self.n = n
-
-    def matrix(self, row: Tensor, col: Tensor, val: Tensor) -> Tensor:
-        return torch.sparse_coo_tensor(torch.stack([row, col]), val, (self.n, self.n),
-                                       check_invariants=False).coalesce()
-
-    def mm(self, x, y):
-        with warnings.catch_warnings():  # torch warns that its internal CSR path is beta
-            warnings.simplefilter("ignore", UserWarning)
-            return torch.sparse.mm(x, y).coalesce()
-
-    def mul(self, x, y):
-        return (x * y).coalesce()
-
-    def t(self, x):
-        return x.t().coalesce()
-
-    def rowsum(self, x) -> Tensor:
-        return x.values().new_zeros(self.n).index_add(0, x.indices()[0], x.values())
-
-    def colsum(self, x) -> Tensor:
-        return x.values().new_zeros(self.n).index_add(0, x.indices()[1], x.values())
-
-    def diag_l(self, v, x):
-        idx = x.indices()
-        return torch.sparse_coo_tensor(idx, x.values() * v[idx[0]], x.shape,
-                                       check_invariants=False).coalesce()
-
-    def diag_r(self, x, v):
-        idx = x.indices()
-        return torch.sparse_coo_tensor(idx, x.values() * v[idx[1]], x.shape,
-                                       check_invariants=False).coalesce()
-
-    def offdiag(self, x, offset: int = 0):
-        idx = x.indices()
-        keep = idx[0] + offset != idx[1]
-        return torch.sparse_coo_tensor(idx[:, keep], x.values()[keep], x.shape,
-                                       check_invariants=False).coalesce()
-
-    def rows(self, x, start: int, stop: int):
-        if (start, stop) == (0, x.shape[0]):
-            return x
-        idx = x.indices()
-        keep = (idx[0] >= start) & (idx[0] < stop)
-        sub = torch.stack([idx[0][keep] - start, idx[1][keep]])
-        return torch.sparse_coo_tensor(sub, x.values()[keep], (stop - start, x.shape[1]),
-                                       check_invariants=False).coalesce()
-
-    def vstack(self, blocks: list):
-        if len(blocks) == 1:
-            return blocks[0]
-        starts = [0]
-        for b in blocks[:-1]:
-            starts.append(starts[-1] + b.shape[0])
-        idx = torch.cat([b.indices() + torch.tensor([[s], [0]], device=b.indices().device)
-                         for b, s in zip(blocks, starts, strict=True)], 1)
-        val = torch.cat([b.values() for b in blocks])
-        shape = (starts[-1] + blocks[-1].shape[0], blocks[0].shape[1])
-        return torch.sparse_coo_tensor(idx, val, shape, check_invariants=False).coalesce()
-
-    def to_pyg(self, x, device: torch.device, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
-        x = x.coalesce()
-        keep = x.values() != 0
-        return x.indices()[:, keep].to(device), x.values()[keep].to(dtype)
 
 
 def _block_terms(ops: Any, name: str, rows: dict[str, Any], mm: Any, deg: dict[str, Any],
@@ -391,14 +321,21 @@ def motif_adjacency(edge_index: Tensor, num_nodes: int,
     index, weight = _prepare(edge_index, num_nodes, edge_weight)
     n = int(num_nodes)
     grad = weight.requires_grad
-    ops = _Torch(n) if grad else _Scipy(n)
+    ops: Any = _Scipy(n)
     if grad:
+        # differentiable: replay the graph's recorded sparsity pattern (graphkit.data.motif_tape)
+        ops = _TAPES.get(index, n, (*wanted, str(chunk_size)), pairs)
         weight = weight.to(torch.float64) if weight.device.type == "cpu" else weight
     A = ops.matrix(index[0], index[1], weight)
     raw = _formulas(ops, A, wanted, pairs, chunk_size)
     matrices = {name: ops.to_pyg(m, device, dtype) for name, m in raw.items()}
+    if grad:
+        _TAPES.store(index, (*wanted, str(chunk_size)), pairs, ops)
     result = MotifAdjacency(n, matrices, {name: (name,) for name in matrices})
     return _dedupe(result) if dedupe else result
+
+
+_TAPES = TapeCache(size=2)
 
 
 def _check_chunk_size(chunk_size: int | None) -> None:
