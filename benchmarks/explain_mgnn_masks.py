@@ -8,8 +8,9 @@ Usage::
 
 For every (dataset, seed) it trains the benchmark's node MGNN exactly as ``benchmarks.explain``
 does (:func:`graphkit.commands.explain.train_model`), packs the benchmark's targets
-(``--nodes`` evenly spaced motif nodes) into NSEG's subgraph batch (4-hop subgraphs plus
-context in-edges), and reports
+(``--nodes`` evenly spaced motif nodes) into NSEG's subgraph batch (the MGNN's declared reach:
+6-hop subgraphs plus the induced 7-hop context, see :mod:`graphkit.explain._batch`), and
+reports
 
 - ``pred_agree`` / ``max_logit_diff``: the model on the unmasked batch against the full graph;
 - ``motif_grad_share``: ||g - g_base|| / ||g|| where g is the gradient of the targets' predicted
