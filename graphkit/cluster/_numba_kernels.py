@@ -34,10 +34,10 @@ Cora's 2708×500 outputs took 1.2 ms instead of ~0.2 ms). No NaN/inf assumptions
 def _spmm_block(indptr, indices, data, src, dst, rows):
     """dst[i] = Σ_p data[p] · src[indices[p]] for i < rows (both row-major, cb columns).
 
-    Four non-zeros per pass over the row: a plain axpy per non-zero is bound by the stores to
-    ``dst`` (numba cannot keep the row in registers, it may alias ``src``); summing four source
-    rows before the store quarters them (~1.5x faster on Cora). The sum is grouped as
-    (a0 + a1) + (a2 + a3), so it is not bit-identical to scipy's one-at-a-time order."""
+    Eight (then four, two, one) non-zeros per pass over the row: a plain axpy per non-zero is
+    bound by the stores to ``dst`` (numba cannot keep the row in registers, it may alias
+    ``src``); summing several source rows before the store divides them (~1.5x faster on Cora).
+    The sums are grouped pairwise, so they are not bit-identical to scipy's one-at-a-time order."""
     w = dst.shape[1]
     for i in range(rows):
         d = dst[i]
@@ -45,7 +45,18 @@ def _spmm_block(indptr, indices, data, src, dst, rows):
         end = indptr[i + 1]
         for c in range(w):
             d[c] = 0.0
-        while p + 4 <= end:
+        while p + 8 <= end:  # X and Xᵀ rows have ~18 and ~34 non-zeros on Cora
+            v0, v1, v2, v3 = data[p], data[p + 1], data[p + 2], data[p + 3]
+            v4, v5, v6, v7 = data[p + 4], data[p + 5], data[p + 6], data[p + 7]
+            s0, s1 = src[indices[p]], src[indices[p + 1]]
+            s2, s3 = src[indices[p + 2]], src[indices[p + 3]]
+            s4, s5 = src[indices[p + 4]], src[indices[p + 5]]
+            s6, s7 = src[indices[p + 6]], src[indices[p + 7]]
+            for c in range(w):
+                d[c] += (((v0 * s0[c] + v1 * s1[c]) + (v2 * s2[c] + v3 * s3[c]))
+                         + ((v4 * s4[c] + v5 * s5[c]) + (v6 * s6[c] + v7 * s7[c])))
+            p += 8
+        if p + 4 <= end:
             v0, v1, v2, v3 = data[p], data[p + 1], data[p + 2], data[p + 3]
             s0, s1 = src[indices[p]], src[indices[p + 1]]
             s2, s3 = src[indices[p + 2]], src[indices[p + 3]]
@@ -65,14 +76,64 @@ def _spmm_block(indptr, indices, data, src, dst, rows):
                 d[c] += v0 * s0[c]
 
 
+@njit(cache=True, inline="always")
+def _view(bufs, blk, k, n, wd):
+    """Buffer k (0 or 1) of block ``blk`` as a C-contiguous n×wd matrix."""
+    return bufs[blk, k, :n * wd].reshape((n, wd))
+
+
+@njit(cache=True)
+def _spmm_rows(indptr, indices, data, src, dst, rows):
+    """dst[k] = Σ_p data[p] · src[indices[p]] over the CSR row rows[k] (gather, selected rows)."""
+    w = dst.shape[1]
+    for k in range(rows.shape[0]):
+        d = dst[k]
+        r = rows[k]
+        for c in range(w):
+            d[c] = 0.0
+        p = indptr[r]
+        end = indptr[r + 1]
+        while p + 2 <= end:
+            v0, v1 = data[p], data[p + 1]
+            s0, s1 = src[indices[p]], src[indices[p + 1]]
+            for c in range(w):
+                d[c] += v0 * s0[c] + v1 * s1[c]
+            p += 2
+        if p < end:
+            v0 = data[p]
+            s0 = src[indices[p]]
+            for c in range(w):
+                d[c] += v0 * s0[c]
+
+
+@njit(cache=True)
+def _spmm_scatter(indptr, indices, data, src, dst, rows):
+    """dst = Mᵀ S for a symmetric CSR M whose input S is zero outside ``rows`` (src[k] is row
+    rows[k] of S): dst[j] = Σ_k M[rows[k], j] · src[k]. The first transposed step of the
+    backward when the loss touched only ``rows``: it reads those rows only."""
+    w = dst.shape[1]
+    for i in range(dst.shape[0]):
+        for c in range(w):
+            dst[i, c] = 0.0
+    for k in range(rows.shape[0]):
+        r = rows[k]
+        s = src[k]
+        for p in range(indptr[r], indptr[r + 1]):
+            v = data[p]
+            d = dst[indices[p]]
+            for c in range(w):
+                d[c] += v * s[c]
+
+
 @njit(parallel=True, cache=True)
-def chain_forward(xp, xi, xv, hp, hi, hv, t, w1, w2, out1, out2, cb, bufs, packs):
-    """out_e = H^t X W_eᵀ for e = 1, 2 (W_e is D×d, out_e N×D, overwritten; the bias is added
-    by :func:`normalize_rows`).
+def chain_forward(xp, xi, xv, hp, hi, hv, t, w1, w2, out1, out2, cb, bufs, packs, rows):
+    """out_e = (H^t X W_eᵀ)[rows] for e = 1, 2 (W_e is D×d, out_e len(rows)×D, overwritten;
+    the bias is added by :func:`normalize_rows`). ``rows`` empty means all N rows; otherwise
+    only the last H step is restricted to them (every earlier step needs all rows).
 
     ``bufs`` (blocks×2×N·cb) and ``packs`` (blocks×d·cb) are reused workspaces: fresh
     allocations each call cost page faults (~20 MB per forward on Cora)."""
-    n = out1.shape[0]
+    n = xp.shape[0] - 1  # nodes (out1 has only len(rows) rows when restricted)
     dim, d = w1.shape
     per = (dim + cb - 1) // cb
     for blk in prange(2 * per):
@@ -85,20 +146,32 @@ def chain_forward(xp, xi, xv, hp, hi, hv, t, w1, w2, out1, out2, cb, bufs, packs
         for c in range(wd):
             for j in range(d):
                 wt[j, c] = w[c0 + c, j]
-        a = bufs[blk, 0, :n * wd].reshape((n, wd))
-        z = bufs[blk, 1, :n * wd].reshape((n, wd))
+        full = rows.shape[0] == 0
         direct = wd == dim and t > 0  # one block per encoder: the last step writes dst itself
-        _spmm_block(xp, xi, xv, wt, a, n)
+        # ping-pong between the block's two buffers by index
+        cur = 0
+        _spmm_block(xp, xi, xv, wt, _view(bufs, blk, cur, n, wd), n)
         for s in range(t):
-            if direct and s == t - 1:
-                _spmm_block(hp, hi, hv, a, dst, n)
+            a = _view(bufs, blk, cur, n, wd)
+            last = s == t - 1
+            if last and direct:
+                if full:
+                    _spmm_block(hp, hi, hv, a, dst, n)
+                else:
+                    _spmm_rows(hp, hi, hv, a, dst, rows)
+            elif last and not full:
+                _spmm_rows(hp, hi, hv, a, _view(bufs, blk, 1 - cur, n, wd), rows)  # compact
+                cur = 1 - cur
             else:
-                _spmm_block(hp, hi, hv, a, z, n)
-                a, z = z, a
+                _spmm_block(hp, hi, hv, a, _view(bufs, blk, 1 - cur, n, wd), n)
+                cur = 1 - cur
+        a = _view(bufs, blk, cur, n, wd)
         if not direct:
-            for i in range(n):
+            m = dst.shape[0]
+            for k in range(m):
+                i = k if full or t > 0 else rows[k]  # after a restricted step a is compact
                 for c in range(wd):
-                    dst[i, c0 + c] = a[i, c]
+                    dst[k, c0 + c] = a[i, c]
 
 
 @njit(parallel=True, cache=True, fastmath=REDUCE)
@@ -135,11 +208,13 @@ def normalize_coefficients(g, z, norms, eps, dots, inv):
 
 @njit(parallel=True, cache=True)
 def chain_backward(xtp, xti, xtv, hp, hi, hv, t, g1, g2, z1, z2, dots1, dots2, inv1, inv2,
-                   gw1, gw2, gb1, gb2, cb, bufs, packs):
+                   gw1, gw2, gb1, gb2, cb, bufs, packs, n, rows):
     """The encoder pair's backward through normalize and the chain, per column block:
     dL/dy = (g − z·dots)·inv (see :func:`normalize_coefficients`), gb = Σ_i dL/dy_i and
-    gw = (Xᵀ H^t dL/dy)ᵀ (H symmetric); gw, gb overwritten."""
-    n, dim = g1.shape
+    gw = (Xᵀ H^t dL/dy)ᵀ (H symmetric); gw, gb overwritten. With ``rows`` non-empty, g and z
+    hold only those rows of the N (the others have zero gradient)."""
+    m, dim = g1.shape
+    full = rows.shape[0] == 0
     d = gw1.shape[1]
     per = (dim + cb - 1) // cb
     for blk in prange(2 * per):
@@ -152,20 +227,36 @@ def chain_backward(xtp, xti, xtv, hp, hi, hv, t, g1, g2, z1, z2, dots1, dots2, i
         inv = inv1 if first else inv2
         gw = gw1 if first else gw2
         gb = gb1 if first else gb2
-        a = bufs[blk, 0, :n * wd].reshape((n, wd))
-        y = bufs[blk, 1, :n * wd].reshape((n, wd))
+        cur = 0
+        a = _view(bufs, blk, cur, n, wd)
         for c in range(wd):
             gb[c0 + c] = 0.0
-        for i in range(n):
+        for i in range(m):
             s = dots[i]
             k = inv[i]
             for c in range(wd):
                 v = (g[i, c0 + c] - z[i, c0 + c] * s) * k
                 a[i, c] = v
                 gb[c0 + c] += v
-        for _ in range(t):
-            _spmm_block(hp, hi, hv, a, y, n)
-            a, y = y, a
+        for step in range(t):
+            a = _view(bufs, blk, cur, n, wd)
+            y = _view(bufs, blk, 1 - cur, n, wd)
+            if step == 0 and not full:
+                _spmm_scatter(hp, hi, hv, a, y, rows)
+            else:
+                _spmm_block(hp, hi, hv, a, y, n)
+            cur = 1 - cur
+        if t == 0 and not full:  # expand the compact rows to N
+            a = _view(bufs, blk, cur, n, wd)
+            y = _view(bufs, blk, 1 - cur, n, wd)
+            for i in range(n):
+                for c in range(wd):
+                    y[i, c] = 0.0
+            for k in range(m):
+                for c in range(wd):
+                    y[rows[k], c] = a[k, c]
+            cur = 1 - cur
+        a = _view(bufs, blk, cur, n, wd)
         acc = packs[blk, :d * wd].reshape((d, wd))
         _spmm_block(xtp, xti, xtv, a, acc, d)
         for c in range(wd):

@@ -207,10 +207,12 @@ def kernel_threads(enabled: bool = True) -> Iterator[int]:
     if not enabled:
         yield threads
         return
+    from threadpoolctl import threadpool_limits
     _KERNEL_THREADS.append(threads)
     torch.set_num_threads(1)
     try:
-        yield threads
+        with threadpool_limits(1, user_api="blas"):  # scipy's BLAS (the warm-up ssyrk) too
+            yield threads
     finally:
         _KERNEL_THREADS.pop()
         torch.set_num_threads(threads)
@@ -243,22 +245,25 @@ class _NumbaEncodePair(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, w1: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor,
-                b2: torch.Tensor, ops: SmoothedFeatures) -> tuple[torch.Tensor, torch.Tensor]:
+                b2: torch.Tensor, ops: SmoothedFeatures,
+                rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         _numba_threads()
         n, dims = ops.shape[0], w1.size(0)
-        out1 = np.empty((n, dims), np.float32)
-        out2 = np.empty((n, dims), np.float32)
+        m = rows.size if rows.size else n
+        out1 = np.empty((m, dims), np.float32)
+        out2 = np.empty((m, dims), np.float32)
         x, h = ops.x, ops.h
         cb = _block_width(n, dims)
         _NUMBA.chain_forward(x.indptr, x.indices, x.data, h.indptr, h.indices, h.data, ops.t,
-                             _np(w1), _np(w2), out1, out2, cb, *ops._workspace(dims, cb))
-        norms1 = np.empty(n, np.float32)
-        norms2 = np.empty(n, np.float32)
+                             _np(w1), _np(w2), out1, out2, cb, *ops._workspace(dims, cb),
+                             rows)
+        norms1 = np.empty(m, np.float32)
+        norms2 = np.empty(m, np.float32)
         eps = np.float32(NORM_EPS)
         _NUMBA.normalize_rows(out1, _np(b1), norms1, eps)
         _NUMBA.normalize_rows(out2, _np(b2), norms2, eps)
         z1, z2 = torch.from_numpy(out1), torch.from_numpy(out2)
-        ctx.ops, ctx.norms = ops, (norms1, norms2)
+        ctx.ops, ctx.norms, ctx.rows = ops, (norms1, norms2), rows
         ctx.save_for_backward(z1, z2)
         return z1, z2
 
@@ -279,12 +284,14 @@ class _NumbaEncodePair(torch.autograd.Function):
         gw1, gw2 = np.empty((dims, d), np.float32), np.empty((dims, d), np.float32)
         gb1, gb2 = np.empty(dims, np.float32), np.empty(dims, np.float32)
         xt, h = ops.xt, ops.h
-        cb = _block_width(z1.size(0), dims)
+        n = ops.shape[0]
+        cb = _block_width(n, dims)
         _NUMBA.chain_backward(xt.indptr, xt.indices, xt.data, h.indptr, h.indices, h.data, ops.t,
                               gs[0], gs[1], zs[0], zs[1], coef[0][0], coef[1][0], coef[0][1],
-                              coef[1][1], gw1, gw2, gb1, gb2, cb, *ops._workspace(dims, cb))
+                              coef[1][1], gw1, gw2, gb1, gb2, cb, *ops._workspace(dims, cb),
+                              n, ctx.rows)
         return (torch.from_numpy(gw1), torch.from_numpy(gb1), torch.from_numpy(gw2),
-                torch.from_numpy(gb2), None)
+                torch.from_numpy(gb2), None, None)
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
@@ -368,12 +375,24 @@ class SmoothedFeatures:
         return "numba" if numba_available() else "scipy"
 
     def encode_pair(self, w1: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor,
-                    b2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                    b2: torch.Tensor, rows: torch.Tensor | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(normalize(X̃ w1ᵀ + b1), normalize(X̃ w2ᵀ + b2)) row-wise, differentiable in all four:
-        CCGC's two linear encoders. Fused numba kernels when :attr:`kernel` is ``"numba"``."""
+        CCGC's two linear encoders. Fused numba kernels when :attr:`kernel` is ``"numba"``.
+
+        With ``rows`` (node indices), only those rows are returned, in that order. The numba
+        kernels then skip the other rows where the chain allows it (the last H step and the
+        normalisation forward, the first transposed H step and the normalisation backward)."""
         if self.kernel == "numba":
-            return _NumbaEncodePair.apply(w1, b1, w2, b2, self)
+            idx = np.zeros(0, np.int64) if rows is None else \
+                np.ascontiguousarray(rows.detach().cpu().numpy(), dtype=np.int64)
+            if rows is not None and idx.size == 0:
+                empty = w1.new_zeros((0, w1.size(0)))
+                return empty, empty.clone()
+            return _NumbaEncodePair.apply(w1, b1, w2, b2, self, idx)
         out1, out2 = self.matmul_pair(w1, w2)
+        if rows is not None:
+            out1, out2 = out1[rows], out2[rows]
         return F.normalize(out1 + b1, dim=1), F.normalize(out2 + b2, dim=1)
 
     def materialize(self) -> torch.Tensor:

@@ -199,3 +199,9 @@ def test_matmul_pair_equals_sliced_stacked_product(mode):
             assert torch.equal(b1.grad, a1.grad) and torch.equal(b2.grad, a2.grad)
     finally:
         torch.set_num_threads(before)
+
+
+def test_float32_gram_matches_matmul():
+    from graphkit.cluster.ccgc import _gram
+    z = torch.randn(50, 7, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(_gram(z), z.T @ z, atol=1e-5)
