@@ -11,6 +11,10 @@ embedding, the metrics of every evaluation). One record per (dataset, threads, s
 ``benchmarks/results/cluster_speed.jsonl`` with wall and process-CPU seconds, the torch thread
 count and the 1-minute load average before and after, because the machine is shared: wall time
 is only comparable at equal load. Data loading is timed separately (``load_seconds``).
+
+``kernel`` says which encoder implementation ran: ``numba`` (``graphkit[fast]`` installed) or
+``scipy`` (no numba, or ``GRAPHKIT_NUMBA=0``). The first numba seed of a process includes
+loading the compiled kernels from numba's cache (~0.5 s; a first-ever run compiles for ~10 s).
 """
 
 from __future__ import annotations
@@ -36,7 +40,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--out", default=str(OUT))
     args = parser.parse_args(argv)
+    from graphkit.cluster.smoothing import numba_available
     from graphkit.data import load
+    kernel = "numba" if numba_available() else "scipy"
+    numba_version = None
+    if kernel == "numba":
+        import numba
+        numba_version = numba.__version__
     for name in args.datasets:
         start = time.perf_counter()
         data = load(name)
@@ -59,8 +69,8 @@ def main(argv: list[str] | None = None) -> None:
                     omp_wait_policy=os.environ.get("OMP_WAIT_POLICY"),
                     load_avg_before=load_before, load_avg_after=load_after,
                     load_seconds=load_seconds, best_epoch=res["best_epoch"],
-                    hyperparams=params))
-                print(f"[cluster_speed] {name} threads {threads} seed {seed}: "
+                    kernel=kernel, numba_version=numba_version, hyperparams=params))
+                print(f"[cluster_speed] {name} {kernel} threads {threads} seed {seed}: "
                       f"{res['seconds']:.1f} s wall, {res['cpu_seconds']:.1f} s CPU, "
                       f"paper acc {m['acc']:.2f} (best epoch {res['best_epoch']}), "
                       f"load {load_before[0]:.1f}->{load_after[0]:.1f}", flush=True)
