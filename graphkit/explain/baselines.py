@@ -27,9 +27,7 @@ from graphkit.explain._batch import (
     build_batch,
     check_output,
     class_prob,
-    flow,
     full_degree_norm,
-    num_hops,
     predicted_class,
     set_weight_masks,
 )
@@ -104,44 +102,20 @@ def explain_gnnexplainer(model: torch.nn.Module, x: Tensor, edge_index: Tensor,
                             method="gnnexplainer")
 
 
-def _reach_pgexplainer(**kwargs: Any):  # noqa: ANN202  (a PyG class, imported lazily)
-    """PyG's ``PGExplainer`` whose node masks cover the model's declared reach.
-
-    PyG cuts PGExplainer's masks to the hops it counts from ``MessagePassing`` modules; a model
-    that reaches further per layer (MGNN: 3 hops per ``MotifConv``, ``model.num_hops``) would
-    otherwise have its far edges masked out. Models that declare nothing are unaffected."""
-    from torch_geometric.explain import PGExplainer
-    from torch_geometric.utils import k_hop_subgraph
-
-    class ReachPGExplainer(PGExplainer):
-        @staticmethod
-        def _get_hard_masks(model: torch.nn.Module, node_index: Any, edge_index: Tensor,
-                            num_nodes: int) -> tuple[Tensor | None, Tensor | None]:
-            if node_index is None:
-                return None, None
-            index, _, _, edge_mask = k_hop_subgraph(node_index, num_hops(model), edge_index,
-                                                    num_nodes=num_nodes, flow=flow(model))
-            node_mask = edge_index.new_zeros(num_nodes, dtype=torch.bool)
-            node_mask[index] = True
-            return node_mask, edge_mask
-
-    return ReachPGExplainer(**kwargs)
-
-
 def explain_pgexplainer(model: torch.nn.Module, x: Tensor, edge_index: Tensor,
                         index: Any = None, *, epochs: int = 30, lr: float = 0.003,
                         train_index: Any = None, task_level: str = "node",
                         **kwargs: Any) -> BatchExplanation:
     """PyG's PGExplainer trained for ``epochs`` passes over ``train_index`` (default: the
     targets) with the model's predictions as labels, then applied to every target."""
-    from torch_geometric.explain import Explainer
+    from torch_geometric.explain import Explainer, PGExplainer
     if task_level != "node":
         raise GraphError("pgexplainer: only node-level benchmarks are wired here")
     start = time.perf_counter()
     sub, tgt = _prepare(model, x, edge_index, index, task_level, kwargs)
     # PGExplainer.coeffs is a class-level dict that constructor kwargs would mutate for every
     # later instance; we pass none and give this instance its own copy.
-    algo = _reach_pgexplainer(epochs=epochs, lr=lr)
+    algo = PGExplainer(epochs=epochs, lr=lr)
     algo.coeffs = dict(algo.coeffs)
     explainer = Explainer(model, algo.to(x.device), explanation_type="phenomenon",
                           edge_mask_type="object", model_config=_model_config(task_level))
