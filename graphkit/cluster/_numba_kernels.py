@@ -30,50 +30,55 @@ reassociation a float sum is one serial dependency chain and does not vectorise 
 Cora's 2708×500 outputs took 1.2 ms instead of ~0.2 ms). No NaN/inf assumptions are made."""
 
 
-@njit(cache=True)
-def _spmm_block(indptr, indices, data, src, dst, rows):
-    """dst[i] = Σ_p data[p] · src[indices[p]] for i < rows (both row-major, cb columns).
+@njit(cache=True, inline="always")
+def _gather_row(indptr, indices, data, src, d, r):
+    """d = Σ_p data[p] · src[indices[p]] over CSR row ``r`` (``d`` overwritten).
 
     Eight (then four, two, one) non-zeros per pass over the row: a plain axpy per non-zero is
-    bound by the stores to ``dst`` (numba cannot keep the row in registers, it may alias
+    bound by the stores to ``d`` (numba cannot keep the row in registers, it may alias
     ``src``); summing several source rows before the store divides them (~1.5x faster on Cora).
     The sums are grouped pairwise, so they are not bit-identical to scipy's one-at-a-time order."""
-    w = dst.shape[1]
-    for i in range(rows):
-        d = dst[i]
-        p = indptr[i]
-        end = indptr[i + 1]
+    w = d.shape[0]
+    p = indptr[r]
+    end = indptr[r + 1]
+    for c in range(w):
+        d[c] = 0.0
+    while p + 8 <= end:  # X and Xᵀ rows have ~18 and ~34 non-zeros on Cora
+        v0, v1, v2, v3 = data[p], data[p + 1], data[p + 2], data[p + 3]
+        v4, v5, v6, v7 = data[p + 4], data[p + 5], data[p + 6], data[p + 7]
+        s0, s1 = src[indices[p]], src[indices[p + 1]]
+        s2, s3 = src[indices[p + 2]], src[indices[p + 3]]
+        s4, s5 = src[indices[p + 4]], src[indices[p + 5]]
+        s6, s7 = src[indices[p + 6]], src[indices[p + 7]]
         for c in range(w):
-            d[c] = 0.0
-        while p + 8 <= end:  # X and Xᵀ rows have ~18 and ~34 non-zeros on Cora
-            v0, v1, v2, v3 = data[p], data[p + 1], data[p + 2], data[p + 3]
-            v4, v5, v6, v7 = data[p + 4], data[p + 5], data[p + 6], data[p + 7]
-            s0, s1 = src[indices[p]], src[indices[p + 1]]
-            s2, s3 = src[indices[p + 2]], src[indices[p + 3]]
-            s4, s5 = src[indices[p + 4]], src[indices[p + 5]]
-            s6, s7 = src[indices[p + 6]], src[indices[p + 7]]
-            for c in range(w):
-                d[c] += (((v0 * s0[c] + v1 * s1[c]) + (v2 * s2[c] + v3 * s3[c]))
-                         + ((v4 * s4[c] + v5 * s5[c]) + (v6 * s6[c] + v7 * s7[c])))
-            p += 8
-        if p + 4 <= end:
-            v0, v1, v2, v3 = data[p], data[p + 1], data[p + 2], data[p + 3]
-            s0, s1 = src[indices[p]], src[indices[p + 1]]
-            s2, s3 = src[indices[p + 2]], src[indices[p + 3]]
-            for c in range(w):
-                d[c] += (v0 * s0[c] + v1 * s1[c]) + (v2 * s2[c] + v3 * s3[c])
-            p += 4
-        if p + 2 <= end:
-            v0, v1 = data[p], data[p + 1]
-            s0, s1 = src[indices[p]], src[indices[p + 1]]
-            for c in range(w):
-                d[c] += v0 * s0[c] + v1 * s1[c]
-            p += 2
-        if p < end:
-            v0 = data[p]
-            s0 = src[indices[p]]
-            for c in range(w):
-                d[c] += v0 * s0[c]
+            d[c] += (((v0 * s0[c] + v1 * s1[c]) + (v2 * s2[c] + v3 * s3[c]))
+                     + ((v4 * s4[c] + v5 * s5[c]) + (v6 * s6[c] + v7 * s7[c])))
+        p += 8
+    if p + 4 <= end:
+        v0, v1, v2, v3 = data[p], data[p + 1], data[p + 2], data[p + 3]
+        s0, s1 = src[indices[p]], src[indices[p + 1]]
+        s2, s3 = src[indices[p + 2]], src[indices[p + 3]]
+        for c in range(w):
+            d[c] += (v0 * s0[c] + v1 * s1[c]) + (v2 * s2[c] + v3 * s3[c])
+        p += 4
+    if p + 2 <= end:
+        v0, v1 = data[p], data[p + 1]
+        s0, s1 = src[indices[p]], src[indices[p + 1]]
+        for c in range(w):
+            d[c] += v0 * s0[c] + v1 * s1[c]
+        p += 2
+    if p < end:
+        v0 = data[p]
+        s0 = src[indices[p]]
+        for c in range(w):
+            d[c] += v0 * s0[c]
+
+
+@njit(cache=True)
+def _spmm_block(indptr, indices, data, src, dst, rows):
+    """dst[i] = Σ_p data[p] · src[indices[p]] for i < rows (both row-major, cb columns)."""
+    for i in range(rows):
+        _gather_row(indptr, indices, data, src, dst[i], i)
 
 
 @njit(cache=True, inline="always")
@@ -85,25 +90,8 @@ def _view(bufs, blk, k, n, wd):
 @njit(cache=True)
 def _spmm_rows(indptr, indices, data, src, dst, rows):
     """dst[k] = Σ_p data[p] · src[indices[p]] over the CSR row rows[k] (gather, selected rows)."""
-    w = dst.shape[1]
     for k in range(rows.shape[0]):
-        d = dst[k]
-        r = rows[k]
-        for c in range(w):
-            d[c] = 0.0
-        p = indptr[r]
-        end = indptr[r + 1]
-        while p + 2 <= end:
-            v0, v1 = data[p], data[p + 1]
-            s0, s1 = src[indices[p]], src[indices[p + 1]]
-            for c in range(w):
-                d[c] += v0 * s0[c] + v1 * s1[c]
-            p += 2
-        if p < end:
-            v0 = data[p]
-            s0 = src[indices[p]]
-            for c in range(w):
-                d[c] += v0 * s0[c]
+        _gather_row(indptr, indices, data, src, dst[k], rows[k])
 
 
 @njit(cache=True)
