@@ -6,9 +6,16 @@ baseline gets a paired bootstrap 95% CI over test images (resampled per seed, av
 seeds); "significant" only when the CI excludes 0. Each variant is also evaluated with the two
 novel classes' support sets swapped (the baseline ignores supports, so it cannot change).
 
-Usage: ``python -m benchmarks.vision_reft [--quick] [--seeds 0 1 2] [--resume] [--summary-only]``.
+Usage: ``python -m benchmarks.vision_reft [--quick] [--seeds 0 1 2] [--classifier support|linear]
+[--base-steps N] [--ft-steps N] [--resume] [--summary-only] [--calibrate]``.
 Each (variant, seed) appends one record to ``benchmarks/results/vision_reft.jsonl`` (with the
-per-image matches needed for the bootstrap); a summary record per comparison follows.
+per-image matches needed for the bootstrap); a summary record per comparison follows. Records are
+keyed by a protocol label that names the schedule and, for ``--classifier support``, the
+classifier of the support variants (the baseline always uses the linear class head).
+
+``--calibrate``: schedule calibration that never touches the reported test sets: training seed
+100, evaluated on the test images of data seed 1000 (a validation set); records are labelled
+"calibration" and are not summarised.
 """
 
 from __future__ import annotations
@@ -38,10 +45,15 @@ def _unpack(packed: list) -> list:
             for s, lab, tp in packed]
 
 
+CALIB_SEED, CALIB_DATA_SEED = 100, 1000
+
+
 def run_one(variant: str, seed: int, args: argparse.Namespace, device: torch.device) -> dict:
     splits = shapes.fsis_splits(seed, k=args.k, num_test=args.num_test)
+    if args.calibrate:   # validation images from another data seed, never the reported test set
+        splits.test = shapes.fsis_splits(CALIB_DATA_SEED, k=1, num_test=args.num_test).test
     seed_everything(seed)
-    model = reft.RefT(reft.variant_config(variant))
+    model = reft.RefT(reft.variant_config(variant, classifier=args.classifier))
     sched = reft.Schedule(base_steps=args.base_steps, ft_steps=args.ft_steps)
     start = time.perf_counter()
     log: list = []
@@ -55,7 +67,9 @@ def run_one(variant: str, seed: int, args: argparse.Namespace, device: torch.dev
     metrics["swap_drop"] = metrics["novel_ap50"] - metrics["novel_ap50_swapped"]
     return make_record(variant, DATASET, args.protocol, seed, metrics, seconds, device,
                        k=args.k, base_steps=args.base_steps, ft_steps=args.ft_steps,
-                       num_test=args.num_test, final_loss=log[-1]["loss"] if log else None,
+                       num_test=args.num_test, classifier=model.cfg.classifier,
+                       calibration=bool(args.calibrate),
+                       final_loss=log[-1]["loss"] if log else None,
                        matches=_pack(per_image), matches_swapped=_pack(swapped),
                        gt_labels=[g.tolist() for g in gts], novel=splits.novel, base=splits.base)
 
@@ -123,6 +137,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS))
     parser.add_argument("--k", type=int, default=5)
+    parser.add_argument("--classifier", default="support", choices=list(reft.CLASSIFIERS),
+                        help="class head of the support variants (baseline: always linear)")
+    parser.add_argument("--calibrate", action="store_true",
+                        help=f"seed {CALIB_SEED}, validation images of data seed "
+                             f"{CALIB_DATA_SEED}; not summarised")
     parser.add_argument("--base-steps", type=int, default=1000)
     parser.add_argument("--ft-steps", type=int, default=200)
     parser.add_argument("--num-test", type=int, default=200)
@@ -136,6 +155,12 @@ def main(argv: list[str] | None = None) -> None:
         args.seeds, args.base_steps, args.ft_steps, args.num_test, args.boot = [0], 40, 10, 30, 100
     args.protocol = (f"K={args.k}, base {args.base_steps} + ft {args.ft_steps} steps, "
                      f"{args.num_test} test images")
+    if args.classifier != "linear":   # the linear protocol keeps its old label
+        args.protocol += f", support variants classifier={args.classifier}"
+    if args.calibrate:
+        args.seeds, args.no_summary = [CALIB_SEED], True
+        args.protocol += (f" / calibration (seed {CALIB_SEED}, validation data seed "
+                          f"{CALIB_DATA_SEED})")
     device = resolve_device(args.device)
     if not args.summary_only:
         for seed in args.seeds:

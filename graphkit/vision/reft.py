@@ -20,6 +20,11 @@ a field of :class:`RefTConfig` and is listed in ``docs/vision/reft.md``:
   value side. Without it the aggregated vector is a weighted sum over an unlabelled set of centres,
   so swapping two classes' supports could not change anything; with it the model can learn *which*
   class a pixel resembles.
+* ``classifier``: ``"linear"`` is Mask2Former's fixed class head; ``"support"`` (a reconstruction,
+  not from the paper) replaces it by a cosine / prototype classifier whose class weights are the
+  projected support prototypes (:class:`SupportClassifier`), so a query's class can only come
+  from the supports. With the linear head, the trained toy models learned to ignore the supports
+  (swapping two classes' support sets barely changed novel AP, ``docs/vision/reft.md``).
 
 The model: a 4-stage strided CNN, an FPN-style pixel decoder to a 1/4-resolution feature map, a
 transformer decoder (cross-attention, self-attention, FFN, post-norm; no masked attention) with
@@ -43,6 +48,7 @@ from graphkit.errors import GraphError
 
 WEIGHTINGS = ("softmax", "cosine")
 TOPK_RULES = ("mask", "score")
+CLASSIFIERS = ("linear", "support")
 
 
 @dataclass
@@ -65,6 +71,16 @@ class RefTConfig:
         topk_rule: "mask" (dice with the support mask) or "score" (class probability);
             reconstructed.
         ref2_layers: query-linking cross-attention layers; reconstructed.
+        classifier: where class logits come from. "linear": a fixed linear head over the
+            decoder queries (Mask2Former; the class of a query does not need the supports).
+            "support": a cosine (prototype) classifier, logits of class c =
+            ``scale · cos(W_e q, proto_c)`` with a learned ``scale``, ``proto_c`` built from the
+            supports (projected Reference 1 centre, plus the projected mean of the Reference 2
+            top-K support queries when ``ref2``), and a "no object" logit ``Linear(q)``; classes
+            without supports get no probability. Reconstructed (RefT's iFSIS rows use a cosine
+            classifier, "w/ Cos"; iMTFA uses support embeddings as class weights); needs
+            ``ref1`` or ``ref2`` and ``topk_rule="mask"``.
+        cos_scale: initial value of the learned cosine scale (``classifier="support"``).
         no_object_weight: CE weight of the "no object" class (Mask2Former: 0.1).
         w_class, w_bce, w_dice: loss / matching-cost weights (Mask2Former: 2, 5, 5).
         aux_loss: also supervise every intermediate decoder layer.
@@ -83,6 +99,8 @@ class RefTConfig:
     topk: int = 3
     topk_rule: str = "mask"
     ref2_layers: int = 1
+    classifier: str = "linear"
+    cos_scale: float = 10.0
     no_object_weight: float = 0.1
     w_class: float = 2.0
     w_bce: float = 5.0
@@ -95,6 +113,15 @@ class RefTConfig:
             raise GraphError(f"weighting: expected one of {WEIGHTINGS}, got {self.weighting!r}")
         if self.topk_rule not in TOPK_RULES:
             raise GraphError(f"topk_rule: expected one of {TOPK_RULES}, got {self.topk_rule!r}")
+        if self.classifier not in CLASSIFIERS:
+            raise GraphError(f"classifier: expected one of {CLASSIFIERS}, got {self.classifier!r}")
+        if self.classifier == "support" and not (self.ref1 or self.ref2):
+            raise GraphError("classifier='support' needs supports: set ref1 and/or ref2")
+        if self.classifier == "support" and self.topk_rule == "score":
+            raise GraphError("classifier='support' needs topk_rule='mask' (the 'score' rule "
+                             "reads class probabilities, which would need the prototypes first)")
+        if self.cos_scale <= 0:
+            raise GraphError(f"cos_scale: must be > 0, got {self.cos_scale}")
         for name in ("num_classes", "hidden", "num_queries", "dec_layers", "heads", "topk"):
             if getattr(self, name) < 1:
                 raise GraphError(f"{name}: must be >= 1, got {getattr(self, name)}")
@@ -138,6 +165,8 @@ class SupportMemory:
     centre_valid: Tensor | None = None   # (C,)
     queries: Tensor | None = None        # (C, topk, d)
     query_valid: Tensor | None = None    # (C, topk)
+    prototypes: Tensor | None = None     # (C, d), classifier="support" only
+    proto_valid: Tensor | None = None    # (C,)
 
 
 # --------------------------------------------------------------------------- building blocks
@@ -253,6 +282,44 @@ class QueryReference(nn.Module):
         return q
 
 
+class SupportClassifier(nn.Module):
+    """``classifier="support"`` (reconstruction): cosine similarity between each (linked)
+    decoder query and per-class prototypes built from the supports, plus a "no object" logit.
+
+    There is no per-class weight or bias, so the class identity of a prediction comes only from
+    which class's supports the query resembles: swapping two classes' supports swaps their
+    logits exactly (for the same query embedding).
+    """
+
+    def __init__(self, cfg: RefTConfig) -> None:
+        super().__init__()
+        d = cfg.hidden
+        self.embed = nn.Linear(d, d)
+        self.centre_proj = nn.Linear(d, d) if cfg.ref1 else None
+        self.query_proj = nn.Linear(d, d) if cfg.ref2 else None
+        self.no_object = nn.Linear(d, 1)
+        self.log_scale = nn.Parameter(torch.tensor(math.log(cfg.cos_scale)))
+
+    def prototypes(self, mem: SupportMemory) -> tuple[Tensor, Tensor]:
+        """Prototypes (C, d) and their validity (C,) from an encoded support set."""
+        proto, valid = None, None
+        if self.centre_proj is not None and mem.centres is not None:
+            proto, valid = self.centre_proj(mem.centres), mem.centre_valid
+        if self.query_proj is not None and mem.queries is not None:
+            w = mem.query_valid.to(mem.queries.dtype)
+            mean = (mem.queries * w[..., None]).sum(1) / w.sum(1).clamp_min(1.0)[:, None]
+            p2, v2 = self.query_proj(mean), mem.query_valid.any(1)
+            proto = p2 if proto is None else proto + p2
+            valid = v2 if valid is None else valid | v2
+        return proto, valid
+
+    def forward(self, q: Tensor, proto: Tensor, valid: Tensor) -> Tensor:
+        """Logits (B, Q, C+1); classes without a valid prototype get -1e4 (no probability)."""
+        cos = F.normalize(self.embed(q), dim=-1) @ F.normalize(proto, dim=-1).T
+        logits = (self.log_scale.exp() * cos).masked_fill(~valid, -1e4)
+        return torch.cat([logits, self.no_object(q)], dim=-1)
+
+
 # --------------------------------------------------------------------------- the model
 class RefT(nn.Module):
     """Mask2Former-lite with optional Reference 1 / Reference 2 (see the module docstring).
@@ -271,11 +338,13 @@ class RefT(nn.Module):
         self.query_pos = nn.Embedding(cfg.num_queries, d)
         self.level_pos = nn.Conv2d(2, d, 1)  # memory position code from normalized (x, y)
         self.layers = nn.ModuleList(DecoderLayer(d, cfg.heads) for _ in range(cfg.dec_layers))
-        self.class_head = nn.Linear(d, cfg.num_classes + 1)
+        # classifier="support" has no class head (class identity comes from the supports)
+        self.class_head = nn.Linear(d, cfg.num_classes + 1) if cfg.classifier == "linear" else None
         self.mask_embed = nn.Sequential(nn.Linear(d, d), nn.ReLU(inplace=True), nn.Linear(d, d),
                                         nn.ReLU(inplace=True), nn.Linear(d, d))
         self.ref1 = FeatureReference(cfg) if cfg.ref1 else None
         self.ref2 = QueryReference(cfg) if cfg.ref2 else None
+        self.support_head = SupportClassifier(cfg) if cfg.classifier == "support" else None
         self.reset_parameters()
 
     @property
@@ -288,6 +357,8 @@ class RefT(nn.Module):
                 continue
             if isinstance(m, nn.MultiheadAttention):
                 m._reset_parameters()
+            elif isinstance(m, SupportClassifier):
+                m.log_scale.data.fill_(math.log(self.cfg.cos_scale))
             elif hasattr(m, "reset_parameters"):
                 m.reset_parameters()
 
@@ -322,9 +393,20 @@ class RefT(nn.Module):
             outs.append(q)
         return outs
 
-    def heads(self, q: Tensor, feats: Tensor) -> tuple[Tensor, Tensor]:
-        """Class logits (B, Q, C+1) and mask logits (B, Q, h, w)."""
-        return self.class_head(q), torch.einsum("bqd,bdhw->bqhw", self.mask_embed(q), feats)
+    def heads(self, q: Tensor, feats: Tensor, support: SupportMemory | None = None
+              ) -> tuple[Tensor, Tensor]:
+        """Class logits (B, Q, C+1) and mask logits (B, Q, h, w).
+
+        With ``classifier="support"`` the logits need ``support.prototypes``; without them
+        (inside :meth:`encode_support`) only the mask logits are meaningful and the class logits
+        are ``None``.
+        """
+        masks = torch.einsum("bqd,bdhw->bqhw", self.mask_embed(q), feats)
+        if self.support_head is None:
+            return self.class_head(q), masks
+        if support is None or support.prototypes is None:
+            return None, masks
+        return self.support_head(q, support.prototypes, support.proto_valid), masks
 
     def encode_support(self, images: Tensor, masks: Tensor, labels: Tensor) -> SupportMemory:
         """Encode a support set: ``images`` (N, 3, H, W), ``masks`` (N, H, W) of the annotated
@@ -352,6 +434,8 @@ class RefT(nn.Module):
                                                           self.cfg.num_classes)
         if self.ref2 is not None:
             mem.queries, mem.query_valid = self._select_queries(feats, small, labels)
+        if self.support_head is not None:
+            mem.prototypes, mem.proto_valid = self.support_head.prototypes(mem)
         return mem
 
     def _select_queries(self, feats: Tensor, masks: Tensor, labels: Tensor
@@ -404,7 +488,7 @@ class RefT(nn.Module):
             # linking is applied to every layer's queries (for the aux losses), not fed back
             if self.ref2 is not None and support.queries is not None:
                 q = self.ref2(q, support.queries, support.query_valid)
-            preds.append(self.heads(q, feats))
+            preds.append(self.heads(q, feats, support))
         logits, masks = preds[-1]
         return {"pred_logits": logits, "pred_masks": masks,
                 "aux": [{"pred_logits": lg, "pred_masks": m} for lg, m in preds[:-1]]}
@@ -679,10 +763,16 @@ def evaluate_fsis(model: RefT, splits, device: torch.device | str = "cpu",
     return per_image, gts
 
 
-def variant_config(name: str, **overrides) -> RefTConfig:
-    """The three acceptance variants: "baseline", "ref1" (+Reference 1), "ref12" (+both)."""
+def variant_config(name: str, classifier: str = "linear", **overrides) -> RefTConfig:
+    """The three acceptance variants: "baseline", "ref1" (+Reference 1), "ref12" (+both).
+
+    ``classifier`` applies to the support-using variants only ("linear" or "support", see
+    :class:`RefTConfig`); the baseline has no supports and always keeps the linear class head.
+    """
     flags = {"baseline": (False, False), "ref1": (True, False), "ref12": (True, True)}
     if name not in flags:
         raise GraphError(f"variant: expected one of {sorted(flags)}, got {name!r}")
     r1, r2 = flags[name]
-    return RefTConfig(ref1=r1, ref2=r2, **overrides)
+    if name == "baseline":
+        classifier = "linear"
+    return RefTConfig(ref1=r1, ref2=r2, classifier=classifier, **overrides)

@@ -82,9 +82,10 @@ def test_new_class_does_not_move_other_centres():
 
 
 @pytest.mark.parametrize("variant", ["ref1", "ref12"])
-@pytest.mark.parametrize("rule", ["mask", "score"])
-def test_shot_order_invariance(variant, rule):
-    model = _model(variant, topk_rule=rule)
+@pytest.mark.parametrize(("rule", "classifier"),
+                         [("mask", "linear"), ("score", "linear"), ("mask", "support")])
+def test_shot_order_invariance(variant, rule, classifier):
+    model = _model(variant, topk_rule=rule, classifier=classifier)
     imgs, masks, labels = _support(k=3, classes=[0, 2, 5])
     x = _support(seed=9, k=1, classes=[1, 4])[0]
     ref = model(x, model.encode_support(imgs, masks, labels))
@@ -119,6 +120,71 @@ def test_gradient_reaches_support_branch():
     assert imgs.grad is not None and imgs.grad.abs().sum() > 0
     assert model.ref1.class_embed.weight.grad.abs().sum() > 0
     assert model.ref2.class_embed.weight.grad.abs().sum() > 0
+
+
+# --------------------------------------------------------------------------- support classifier
+def test_support_classifier_swapping_prototypes_swaps_logits_exactly():
+    torch.manual_seed(0)
+    head = reft.SupportClassifier(RefTConfig(classifier="support", **SMALL))
+    q = torch.randn(2, 6, 16)
+    proto, valid = torch.randn(8, 16), torch.ones(8, dtype=torch.bool)
+    valid[5] = False
+    perm = torch.arange(8)
+    perm[2], perm[7] = 7, 2
+    a, b = head(q, proto, valid), head(q, proto[perm], valid[perm])
+    assert torch.equal(a[..., 2], b[..., 7]) and torch.equal(a[..., 7], b[..., 2])
+    keep = [0, 1, 3, 4, 5, 6, 8]                                    # incl. "no object"
+    assert torch.equal(a[..., keep], b[..., keep])
+    assert (a.softmax(-1)[..., 5] == 0).all()                      # no support, no probability
+
+
+@pytest.mark.parametrize("variant", ["ref1", "ref12"])
+def test_support_classifier_model_swap_swaps_class_columns(variant):
+    # without class tokens the query embedding depends only on the *set* of supports, so a swap
+    # of two classes' supports must exchange exactly their two class-logit columns
+    model = _model(variant, classifier="support", class_token=False)
+    imgs, masks, labels = _support(k=2)
+    swapped = torch.where(labels == 2, 7, torch.where(labels == 7, 2, labels))
+    x = _support(seed=4, k=1, classes=[2, 7])[0]
+    sa = model.encode_support(imgs, masks, labels)
+    sb = model.encode_support(imgs, masks, swapped)
+    assert torch.equal(sa.prototypes[2], sb.prototypes[7])
+    a, b = model(x, sa)["pred_logits"], model(x, sb)["pred_logits"]
+    tol = {"atol": 1e-5, "rtol": 1e-4}
+    torch.testing.assert_close(a[..., 2], b[..., 7], **tol)
+    torch.testing.assert_close(a[..., 7], b[..., 2], **tol)
+    torch.testing.assert_close(a[..., [0, 1, 3, 4, 5, 6, 8]], b[..., [0, 1, 3, 4, 5, 6, 8]], **tol)
+    assert (a[..., 2] - a[..., 7]).abs().max() > 1e-3                # the swap is visible
+
+
+def test_baseline_output_does_not_depend_on_supports():
+    model = _model("baseline", classifier="support")                  # ignored for the baseline
+    assert model.cfg.classifier == "linear" and model.support_head is None
+    x = _support(seed=4, k=1, classes=[2, 7])[0]
+    ref = model(x)["pred_logits"]
+    for seed in (0, 1):
+        imgs, masks, labels = _support(seed=seed, k=2)
+        assert torch.equal(model(x, model.encode_support(imgs, masks, labels))["pred_logits"], ref)
+
+
+def test_support_classifier_trains_through_prototypes():
+    model = _model("ref12", classifier="support").train()
+    assert model.class_head is None
+    imgs, masks, labels = _support(k=1, classes=[0, 1])
+    x, targets = shapes.collate([shapes.draw_shot(np.random.default_rng(1), 0, 32)])
+    out = model(x, model.encode_support(imgs, masks, labels))
+    assert (out["pred_logits"].softmax(-1)[..., 2:8] < 1e-6).all()   # classes without supports
+    loss, _ = model.loss(out, targets)
+    loss.backward()
+    head = model.support_head
+    for p in (head.centre_proj.weight, head.query_proj.weight, head.embed.weight, head.log_scale):
+        assert p.grad is not None and p.grad.abs().sum() > 0
+    with pytest.raises(GraphError, match="classifier"):
+        RefTConfig(classifier="cosine")
+    with pytest.raises(GraphError, match="needs supports"):
+        RefTConfig(ref1=False, ref2=False, classifier="support")
+    with pytest.raises(GraphError, match="topk_rule"):
+        RefTConfig(classifier="support", topk_rule="score")
 
 
 def test_cosine_weighting_rows_sum_to_one_over_valid_classes():
