@@ -79,15 +79,16 @@ def _ap(per_image: list, gts: list, classes: list, idx: np.ndarray) -> float:
 
 
 def bootstrap_diff(runs_a: list[dict], runs_b: list[dict], key_a: str = "matches",
-                   key_b: str = "matches", boot: int = 1000, seed: int = 0
-                   ) -> tuple[float, float, float]:
-    """Mean over seeds of AP50_novel(a) − AP50_novel(b) and its paired 95% bootstrap CI
-    (test images resampled with replacement within each seed, same indices for a and b)."""
+                   key_b: str = "matches", boot: int = 1000, seed: int = 0,
+                   classes: str = "novel") -> tuple[float, float, float]:
+    """Mean over seeds of AP50(a) − AP50(b) over the ``classes`` ("novel" or "base") and its
+    paired 95% bootstrap CI (test images resampled with replacement within each seed, same
+    indices for a and b)."""
     rng = np.random.default_rng(seed)
     pairs = []
     for ra, rb in zip(runs_a, runs_b, strict=True):
         gts = [np.asarray(g, int) for g in ra["gt_labels"]]
-        pairs.append((_unpack(ra[key_a]), _unpack(rb[key_b]), gts, ra["novel"]))
+        pairs.append((_unpack(ra[key_a]), _unpack(rb[key_b]), gts, ra[classes]))
     point = float(np.mean([_ap(a, g, nov, np.arange(len(g))) - _ap(b, g, nov, np.arange(len(g)))
                            for a, b, g, nov in pairs]))
     stats = []
@@ -109,6 +110,20 @@ def summarize(args: argparse.Namespace) -> list[dict]:
     out = []
     if not seeds:
         return out
+    if args.base_classes:   # base-class AP50 of the support variants vs the baseline
+        records = []
+        for a in ("ref1", "ref12"):
+            d, lo, hi = bootstrap_diff([by[(a, s)] for s in seeds],
+                                       [by[("baseline", s)] for s in seeds], boot=args.boot,
+                                       classes="base")
+            sig = bool(lo > 0 or hi < 0)
+            print(f"[reft] {a} - baseline (base classes): base AP50 diff {d:+.4f}, 95% CI "
+                  f"[{lo:+.4f}, {hi:+.4f}] -> {'significant' if sig else 'not significant'}")
+            records.append(make_record(
+                f"{a} - baseline (base classes)", DATASET, args.protocol + " / paired bootstrap",
+                None, {"base_ap50_diff": d, "ci_low": lo, "ci_high": hi,
+                       "significant": float(sig)}, 0.0, "cpu", seeds=seeds, boot=args.boot))
+        return records
     comparisons = [("ref1", "baseline", "matches"), ("ref12", "baseline", "matches"),
                    ("ref12", "ref1", "matches")]
     for a, b, key in comparisons:
@@ -150,6 +165,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--resume", action="store_true", help="skip (variant, seed) done")
     parser.add_argument("--summary-only", action="store_true")
     parser.add_argument("--no-summary", action="store_true", help="runs only (for parallel seeds)")
+    parser.add_argument("--base-classes", action="store_true",
+                        help="with --summary-only: bootstrap the base-class AP50 differences")
     args = parser.parse_args(argv)
     if args.quick:
         args.seeds, args.base_steps, args.ft_steps, args.num_test, args.boot = [0], 40, 10, 30, 100
