@@ -66,31 +66,31 @@ class _CrossFrobenius(torch.autograd.Function):
         return scale * d1, scale * d2, None
 
 
-def _gram(z: torch.Tensor) -> torch.Tensor:
-    """zᵀz; on the CPU in float32 through BLAS ``ssyrk`` (one triangle, ~1.6x faster than the
-    full GEMM on Cora's 2708×500 embeddings), mirrored to the full matrix."""
-    if not _cpu_blas_ok(z):
-        return z.T @ z
-    from scipy.linalg import blas
-    upper = blas.ssyrk(1.0, z.detach().numpy().T, trans=0, lower=0)  # zᵀ is Fortran-ordered
-    return torch.from_numpy(np.ascontiguousarray(upper + np.triu(upper, 1).T))
-
-
 def _cpu_blas_ok(*tensors: torch.Tensor) -> bool:
     return all(t.device.type == "cpu" and t.dtype == torch.float32 and t.is_contiguous()
                for t in tensors)
 
 
+# On the CPU the warm-up's N·D² products go through numpy's OpenBLAS: on these AMD EPYC machines
+# it is faster than torch's MKL (Cora's 2708×500 @ 500×500: 11.3 vs 13.9 ms at one thread;
+# zᵀz 6.1 ms, numpy calls ``ssyrk`` for a matrix times its own transpose), and unlike scipy's
+# BLAS wrappers numpy releases the GIL, so the two products of :func:`parallel_pair` really run
+# at once (two scipy ``sgemm``/``ssyrk`` calls on two threads took as long as one after the other).
+
+
+def _gram(z: torch.Tensor) -> torch.Tensor:
+    """zᵀz (symmetric)."""
+    if not _cpu_blas_ok(z):
+        return z.T @ z
+    zn = z.detach().numpy()
+    return torch.from_numpy(zn.T @ zn)
+
+
 def _matmul(z: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-    """z @ g; on the CPU in float32 through scipy's OpenBLAS ``sgemm``, which on these AMD EPYC
-    machines is ~1.3x faster than torch's MKL for Cora's 2708×500 @ 500×500 (11.9 vs 15.5 ms
-    CPU at one thread)."""
+    """z @ g."""
     if not _cpu_blas_ok(z, g):
         return z @ g
-    from scipy.linalg import blas
-    # row-major z @ g is column-major (gᵀ zᵀ)ᵀ: both operands are Fortran-ordered views
-    out = blas.sgemm(1.0, g.detach().numpy().T, z.detach().numpy().T)
-    return torch.from_numpy(out.T)
+    return torch.from_numpy(z.detach().numpy() @ g.detach().numpy())
 
 
 def warmup_loss(z1: torch.Tensor, z2: torch.Tensor, shard: RowShard | None = None) -> torch.Tensor:
@@ -525,10 +525,13 @@ class CCGC:
         # the cluster-guided loss reads only the rows of its clusters' members: with the numba
         # kernels the encoders then compute just those rows (same loss, same draws)
         compact = feats.kernel == "numba" and shard.trivial
+        # an evaluation's forward (all rows, after the step) has the weights of the next epoch's
+        # forward: single-process, it is kept with its graph and the next epoch reads it
+        reuse: tuple[torch.Tensor, torch.Tensor] | None = None
         for epoch in range(self.epochs):
             self.encoders_.train()
             if epoch <= self.warmup:
-                z1, z2 = encoder(feats)
+                z1, z2 = reuse if reuse is not None else encoder(feats)
                 loss = warmup_loss(z1, z2, shard)
             elif compact:
                 confident = high_confidence(state.min_dist, self.tau, shard)
@@ -536,16 +539,20 @@ class CCGC:
                 if reference and labels.numel():  # the skipped lowest cluster needs no rows
                     keep = labels != labels.min()
                     confident, labels = confident[keep], labels[keep]
-                z1, z2 = encoder(feats, confident)
+                if reuse is not None:
+                    z1, z2 = reuse[0][confident], reuse[1][confident]
+                else:
+                    z1, z2 = encoder(feats, confident)
                 loss = cluster_guided_loss(z1, z2, labels, torch.arange(confident.numel()),
                                            self.n_clusters, self.alpha, skip_first=False,
                                            gen=pair_gen)
             else:
-                z1, z2 = encoder(feats)
+                z1, z2 = reuse if reuse is not None else encoder(feats)
                 confident = high_confidence(state.min_dist, self.tau, shard)
                 loss = cluster_guided_loss(z1, z2, state.labels, confident, self.n_clusters,
                                            self.alpha, skip_first=reference, gen=pair_gen,
                                            shard=shard)
+            reuse = None
             history["loss"].append(None if loss is None else float(loss.detach()))
             if loss is None and not shard.trivial:
                 # every DDP forward needs its backward; a zero one leaves the gradients as they are
@@ -557,7 +564,11 @@ class CCGC:
                 loss.backward()
                 optimizer.step()
             if epoch % self.eval_every == 0:
-                state = refresh(epoch, self.embed(feats))
+                if shard.trivial and epoch + 1 < self.epochs:
+                    reuse = encoder(feats)
+                    state = refresh(epoch, ((reuse[0] + reuse[1]) / 2).detach())
+                else:
+                    state = refresh(epoch, self.embed(feats))
         self.embedding_ = self.embed(feats).cpu()
         if self.selection == "consensus" and self.partitions_:
             self.labels_ = self._consensus(device, gen, shard)
