@@ -113,6 +113,14 @@ def _spmm_scatter(indptr, indices, data, src, dst, rows):
                 d[c] += v * s[c]
 
 
+@njit(cache=True, inline="always")
+def _block_span(blk, per, cb, dim):
+    """Column block ``blk`` of the two encoders' 2·``per`` blocks: (belongs to the first encoder,
+    its first column, its width)."""
+    c0 = (blk % per) * cb
+    return blk < per, c0, min(cb, dim - c0)
+
+
 @njit(parallel=True, cache=True)
 def chain_forward(xp, xi, xv, hp, hi, hv, t, w1, w2, out1, out2, cb, bufs, packs, rows):
     """out_e = (H^t X W_eᵀ)[rows] for e = 1, 2 (W_e is D×d, out_e len(rows)×D, overwritten;
@@ -125,9 +133,7 @@ def chain_forward(xp, xi, xv, hp, hi, hv, t, w1, w2, out1, out2, cb, bufs, packs
     dim, d = w1.shape
     per = (dim + cb - 1) // cb
     for blk in prange(2 * per):
-        first = blk < per
-        c0 = (blk % per) * cb
-        wd = min(cb, dim - c0)
+        first, c0, wd = _block_span(blk, per, cb, dim)
         w = w1 if first else w2
         dst = out1 if first else out2
         wt = packs[blk, :d * wd].reshape((d, wd))  # this block of Wᵀ, row-major (~1 ms/epoch)
@@ -206,9 +212,7 @@ def chain_backward(xtp, xti, xtv, hp, hi, hv, t, g1, g2, z1, z2, dots1, dots2, i
     d = gw1.shape[1]
     per = (dim + cb - 1) // cb
     for blk in prange(2 * per):
-        first = blk < per
-        c0 = (blk % per) * cb
-        wd = min(cb, dim - c0)
+        first, c0, wd = _block_span(blk, per, cb, dim)
         g = g1 if first else g2
         z = z1 if first else z2
         dots = dots1 if first else dots2
