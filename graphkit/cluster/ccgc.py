@@ -528,10 +528,16 @@ class CCGC:
         # an evaluation's forward (all rows, after the step) has the weights of the next epoch's
         # forward: single-process, it is kept with its graph and the next epoch reads it
         reuse: tuple[torch.Tensor, torch.Tensor] | None = None
+
+        def forward(rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+            if reuse is None:
+                return encoder(feats, rows)
+            return reuse if rows is None else (reuse[0][rows], reuse[1][rows])
+
         for epoch in range(self.epochs):
             self.encoders_.train()
             if epoch <= self.warmup:
-                z1, z2 = reuse if reuse is not None else encoder(feats)
+                z1, z2 = forward()
                 loss = warmup_loss(z1, z2, shard)
             elif compact:
                 confident = high_confidence(state.min_dist, self.tau, shard)
@@ -539,15 +545,12 @@ class CCGC:
                 if reference and labels.numel():  # the skipped lowest cluster needs no rows
                     keep = labels != labels.min()
                     confident, labels = confident[keep], labels[keep]
-                if reuse is not None:
-                    z1, z2 = reuse[0][confident], reuse[1][confident]
-                else:
-                    z1, z2 = encoder(feats, confident)
+                z1, z2 = forward(confident)
                 loss = cluster_guided_loss(z1, z2, labels, torch.arange(confident.numel()),
                                            self.n_clusters, self.alpha, skip_first=False,
                                            gen=pair_gen)
             else:
-                z1, z2 = reuse if reuse is not None else encoder(feats)
+                z1, z2 = forward()
                 confident = high_confidence(state.min_dist, self.tau, shard)
                 loss = cluster_guided_loss(z1, z2, state.labels, confident, self.n_clusters,
                                            self.alpha, skip_first=reference, gen=pair_gen,
