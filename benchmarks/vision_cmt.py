@@ -74,7 +74,8 @@ def run_seed(seed: int, modal_mask: bool, settings: dict, device: torch.device,
     model = train_toy(train, seed=seed, steps=settings["steps"],
                       batch_size=settings["batch_size"], lr=settings["lr"],
                       modal_mask=ModalMask() if modal_mask else None, model_kw=MODEL_KW,
-                      cfg=cfg, device=device)
+                      cfg=cfg, device=device,
+                      image_lr_mult=settings.get("image_lr_mult", 1.0))
     res = {name: evaluate_toy(model, test, **kw) for name, kw in EVALS.items()}
     res["chance"] = chance_ap(test, cfg, MODEL_KW["num_query"] * cfg.num_classes, seed=seed)
     return res
@@ -103,6 +104,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--camera", choices=tuple(CAMERAS), default="weak")
     parser.add_argument("--scene", nargs="*", default=[], metavar="KEY=VALUE",
                         help="ToySceneConfig overrides on top of --camera (JSON values)")
+    parser.add_argument("--image-lr-mult", type=float, default=None,
+                        help="learning-rate factor of the image backbone (released configs: 0.01)")
     parser.add_argument("--calibration", action="store_true",
                         help="calibration run: seed 100 by default, records to "
                              "vision_cmt_calibration.jsonl")
@@ -113,6 +116,8 @@ def main(argv: list[str] | None = None) -> None:
     settings = dict(QUICK if args.quick else FULL)
     if args.steps:
         settings["steps"] = args.steps
+    if args.image_lr_mult is not None:
+        settings["image_lr_mult"] = args.image_lr_mult
     cfg, scene_kw = scene_config(args.camera, args.scene)
     if args.calibration:
         seeds = args.seeds if args.seeds is not None else [100]
@@ -126,6 +131,8 @@ def main(argv: list[str] | None = None) -> None:
     protocol = ("quick" if args.quick else "full") + f", {settings['steps']} steps"
     if args.calibration:
         protocol = "calibration, " + protocol
+    if args.image_lr_mult is not None:
+        protocol += f", image lr x{args.image_lr_mult:g}"
     if args.scene:
         protocol += ", " + " ".join(args.scene)
     dataset = DATASETS[args.camera]

@@ -447,7 +447,7 @@ def train_toy(scenes: Sequence[dict[str, Tensor]], *, seed: int, steps: int = 30
               batch_size: int = 16, lr: float = 2e-3, modal_mask: ModalMask | None = None,
               model_kw: dict | None = None, cfg: ToySceneConfig | None = None,
               device: str | torch.device = "auto", log_every: int = 0,
-              anchor_lr_mult: float = 0.1) -> ToyCMT:
+              anchor_lr_mult: float = 0.1, image_lr_mult: float = 1.0) -> ToyCMT:
     """Train a :class:`ToyCMT` with AdamW (cosine schedule, grad clip 1.0).
 
     Args:
@@ -462,9 +462,13 @@ def train_toy(scenes: Sequence[dict[str, Tensor]], *, seed: int, steps: int = 30
         device: ``"auto"``, ``"cpu"``, ``"cuda"``.
         log_every: print the loss every so many steps (0: silent).
         anchor_lr_mult: learning-rate factor of the anchors (kept in ``[0, 1]`` after each step).
+        image_lr_mult: learning-rate factor of the image backbone (:class:`TinyCNN`); the
+            released fusion configs train the image backbone at 0.01x the base rate.
     """
     if steps <= 0 or batch_size <= 0:
         raise GraphError(f"steps/batch_size: expected positive integers, got {steps}, {batch_size}")
+    if not 0.0 <= image_lr_mult <= 1.0:
+        raise GraphError(f"image_lr_mult: expected a factor in [0, 1], got {image_lr_mult!r}")
     dev = resolve_device(device)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -473,12 +477,18 @@ def train_toy(scenes: Sequence[dict[str, Tensor]], *, seed: int, steps: int = 30
     # saturates inverse_sigmoid and its query can no longer move (the official lr is 1e-4, at
     # which they barely drift; the toy trains 50x faster).
     anchors = model.cmt.query_gen.anchors.weight
-    rest = [p for p in model.parameters() if p is not anchors]
-    opt = torch.optim.AdamW([{"params": rest}, {"params": [anchors], "lr": lr * anchor_lr_mult,
-                                                 "weight_decay": 0.0}],
-                            lr=lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[lr, lr * anchor_lr_mult],
-                                                total_steps=steps, pct_start=0.1)
+    image = list(model.cnn.parameters())
+    special = {id(anchors)} | ({id(p) for p in image} if image_lr_mult != 1.0 else set())
+    rest = [p for p in model.parameters() if id(p) not in special]
+    groups = [{"params": rest}, {"params": [anchors], "lr": lr * anchor_lr_mult,
+                                 "weight_decay": 0.0}]
+    max_lr = [lr, lr * anchor_lr_mult]
+    if image_lr_mult != 1.0:  # a separate group only when used: the default run stays identical
+        groups.append({"params": image, "lr": lr * image_lr_mult})
+        max_lr.append(lr * image_lr_mult)
+    opt = torch.optim.AdamW(groups, lr=lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=max_lr, total_steps=steps,
+                                                pct_start=0.1)
     model.train()
     start = time.perf_counter()
     for step in range(steps):
