@@ -71,11 +71,19 @@ def run_seed(seed: int, modal_mask: bool, settings: dict, device: torch.device,
     cfg = cfg or ToySceneConfig()
     train = make_scenes(settings["train_scenes"], 1000 + seed, cfg)
     test = make_scenes(settings["test_scenes"], settings.get("test_seed", 99991), cfg)
+    backbone = None
+    if settings.get("pretrain_image_steps"):
+        # camera-only pretraining of the image backbone (points always dropped), own init seed
+        camera_only = train_toy(train, seed=10_000 + seed, steps=settings["pretrain_image_steps"],
+                                batch_size=settings["batch_size"], lr=settings["lr"],
+                                modal_mask=ModalMask(mode="test", mask_modal="points"),
+                                model_kw=MODEL_KW, cfg=cfg, device=device)
+        backbone = {k: v.detach().clone() for k, v in camera_only.cnn.state_dict().items()}
     model = train_toy(train, seed=seed, steps=settings["steps"],
                       batch_size=settings["batch_size"], lr=settings["lr"],
                       modal_mask=ModalMask() if modal_mask else None, model_kw=MODEL_KW,
                       cfg=cfg, device=device,
-                      image_lr_mult=settings.get("image_lr_mult", 1.0))
+                      image_lr_mult=settings.get("image_lr_mult", 1.0), image_backbone=backbone)
     res = {name: evaluate_toy(model, test, **kw) for name, kw in EVALS.items()}
     res["chance"] = chance_ap(test, cfg, MODEL_KW["num_query"] * cfg.num_classes, seed=seed)
     return res
@@ -106,6 +114,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="ToySceneConfig overrides on top of --camera (JSON values)")
     parser.add_argument("--image-lr-mult", type=float, default=None,
                         help="learning-rate factor of the image backbone (released configs: 0.01)")
+    parser.add_argument("--pretrain-image", type=int, default=None, metavar="STEPS",
+                        help="pretrain the image backbone camera-only for STEPS steps first")
     parser.add_argument("--calibration", action="store_true",
                         help="calibration run: seed 100 by default, records to "
                              "vision_cmt_calibration.jsonl")
@@ -118,6 +128,8 @@ def main(argv: list[str] | None = None) -> None:
         settings["steps"] = args.steps
     if args.image_lr_mult is not None:
         settings["image_lr_mult"] = args.image_lr_mult
+    if args.pretrain_image:
+        settings["pretrain_image_steps"] = args.pretrain_image
     cfg, scene_kw = scene_config(args.camera, args.scene)
     if args.calibration:
         seeds = args.seeds if args.seeds is not None else [100]
@@ -131,6 +143,8 @@ def main(argv: list[str] | None = None) -> None:
     protocol = ("quick" if args.quick else "full") + f", {settings['steps']} steps"
     if args.calibration:
         protocol = "calibration, " + protocol
+    if args.pretrain_image:
+        protocol += f", image backbone pretrained camera-only {args.pretrain_image} steps"
     if args.image_lr_mult is not None:
         protocol += f", image lr x{args.image_lr_mult:g}"
     if args.scene:

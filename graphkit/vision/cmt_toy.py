@@ -447,7 +447,8 @@ def train_toy(scenes: Sequence[dict[str, Tensor]], *, seed: int, steps: int = 30
               batch_size: int = 16, lr: float = 2e-3, modal_mask: ModalMask | None = None,
               model_kw: dict | None = None, cfg: ToySceneConfig | None = None,
               device: str | torch.device = "auto", log_every: int = 0,
-              anchor_lr_mult: float = 0.1, image_lr_mult: float = 1.0) -> ToyCMT:
+              anchor_lr_mult: float = 0.1, image_lr_mult: float = 1.0,
+              image_backbone: dict[str, Tensor] | None = None) -> ToyCMT:
     """Train a :class:`ToyCMT` with AdamW (cosine schedule, grad clip 1.0).
 
     Args:
@@ -464,6 +465,9 @@ def train_toy(scenes: Sequence[dict[str, Tensor]], *, seed: int, steps: int = 30
         anchor_lr_mult: learning-rate factor of the anchors (kept in ``[0, 1]`` after each step).
         image_lr_mult: learning-rate factor of the image backbone (:class:`TinyCNN`); the
             released fusion configs train the image backbone at 0.01x the base rate.
+        image_backbone: a :class:`TinyCNN` ``state_dict`` to start from (a pretrained image
+            backbone, as the released fusion models start from one); loaded after the seeded
+            initialisation, so everything else starts as without it.
     """
     if steps <= 0 or batch_size <= 0:
         raise GraphError(f"steps/batch_size: expected positive integers, got {steps}, {batch_size}")
@@ -473,6 +477,8 @@ def train_toy(scenes: Sequence[dict[str, Tensor]], *, seed: int, steps: int = 30
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     model = ToyCMT(cfg or ToySceneConfig(), **(model_kw or {})).to(dev)
+    if image_backbone is not None:
+        model.cnn.load_state_dict(image_backbone)
     # Anchors get a smaller step and are kept inside [0, 1]: an anchor that leaves the unit cube
     # saturates inverse_sigmoid and its query can no longer move (the official lr is 1e-4, at
     # which they barely drift; the toy trains 50x faster).
