@@ -328,3 +328,23 @@ def test_toy_cmt_fits_a_small_scene_set():
     chance = chance_ap(scenes, cfg, 2 * 20)
     print("fit", fit, "chance", chance)
     assert fit["map"] >= FIT_MIN_MAP and fit["map"] > 2 * chance["map"]
+
+
+def test_train_toy_image_backbone_and_its_learning_rate():
+    torch.set_num_threads(1)
+    cfg = ToySceneConfig()
+    scenes = make_scenes(4, 3, cfg)
+    small = {"hidden": 8, "num_query": 4, "depth_num": 4, "num_layers": 1, "ffn": 8,
+             "bev_hw": (4, 4), "dn_groups": 0}
+    start = train_toy(scenes, seed=1, steps=1, batch_size=2, model_kw=small, cfg=cfg,
+                      device="cpu").cnn.state_dict()
+    # a loaded backbone at lr factor 0 stays exactly as loaded; the rest still trains
+    model = train_toy(scenes, seed=0, steps=3, batch_size=2, model_kw=small, cfg=cfg,
+                      device="cpu", image_backbone=start, image_lr_mult=0.0)
+    for name, value in model.cnn.state_dict().items():
+        assert torch.equal(value, start[name])
+    fresh = train_toy(scenes, seed=0, steps=3, batch_size=2, model_kw=small, cfg=cfg,
+                      device="cpu")
+    assert not torch.equal(fresh.cnn.net[0].weight, start["net.0.weight"])
+    with pytest.raises(GraphError, match="image_lr_mult"):
+        train_toy(scenes, seed=0, steps=1, model_kw=small, cfg=cfg, image_lr_mult=2.0)
