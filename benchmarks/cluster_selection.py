@@ -1,0 +1,138 @@
+"""How far can a label-free choice go on CCGC's own partitions? (issue #5, `honest` protocol)
+
+Usage::
+
+    GRAPHKIT_DATA=/work/shared/datasets OMP_NUM_THREADS=2 python -m benchmarks.cluster_selection \\
+        --datasets cora citeseer amap bat eat --seeds 10 [--cache DIR] [--group 5]
+
+Per seed, CCGC is trained exactly as in ``benchmarks.cluster`` (reference variant, the official
+defaults) and every post-warm-up K-means partition (epochs 60-390) is kept, cached as ``.npz`` in
+``--cache`` so the rules below can be rescored without retraining. Rules, all label-free except
+the first:
+
+* ``oracle-post``: the best ground-truth ACC among those partitions, an upper bound for any rule
+  that picks one of them (it uses labels; the ``paper`` protocol also sees the warm-up ones);
+* ``consensus``: the reported ``honest`` partition (K-means on the stacked one-hot partitions);
+* ``consensus+label-smoothing``: the consensus one-hot labels propagated t times with the same
+  normalised adjacency CCGC smooths X with, then argmax;
+* ``smoothed-coassociation``: K-means (k-means++) on the stacked one-hot partitions after the same
+  t propagation steps;
+* ``ensemble-R`` / ``ensemble-R-smoothed``: the consensus (plain / smoothed) over the partitions
+  of R trainings, seeds grouped R at a time (record seed = the group's first seed).
+
+Labels only score the rules, but they score them on the benchmark datasets themselves, so this is
+an exploration of what the same training can give, not a selection: ``benchmarks.cluster`` keeps
+the plain consensus as ``honest``. Records: ``benchmarks/results/cluster_selection.jsonl``
+(metrics ×100).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+
+from benchmarks.harness import RESULTS, append_record, drop_records, make_record
+from graphkit.cluster.kmeans import kmeans
+from graphkit.cluster.smoothing import normalized_adjacency
+from graphkit.commands.cluster import hyperparams, run_seed
+from graphkit.data import load
+from graphkit.metrics import cluster_scores
+
+OUT = RESULTS / "cluster_selection.jsonl"
+PROTOCOL = "label-free rules on the post-warm-up partitions (labels score only)"
+
+
+def _train_or_load(name: str, data, k: int, seed: int, cache: Path) -> dict[str, np.ndarray]:
+    path = cache / f"{name}_{seed}.npz"
+    if not path.exists():
+        model = run_seed(data, k, seed, **hyperparams(name))["model"]
+        np.savez_compressed(path, parts=np.stack(model.partitions_).astype(np.int16),
+                            honest=model.labels_)
+    with np.load(path) as d:
+        return {"parts": d["parts"].astype(np.int64), "honest": d["honest"]}
+
+
+def _smooth(h: sp.csr_matrix, x: np.ndarray, t: int) -> np.ndarray:
+    for _ in range(t):
+        x = h @ x
+    return x
+
+
+def _consensus(parts: np.ndarray, k: int, seed: int, h: sp.csr_matrix | None = None,
+               t: int = 0) -> np.ndarray:
+    """K-means (k-means++, 10 inits) on the stacked one-hot partitions, optionally smoothed."""
+    onehot = F.one_hot(torch.from_numpy(parts.T), k).reshape(parts.shape[1], -1).float().numpy()
+    if h is not None:
+        onehot = _smooth(h, onehot, t)
+    x = torch.from_numpy(np.ascontiguousarray(onehot, dtype=np.float32))
+    return kmeans(x, k, n_init=10, init="k-means++",
+                  generator=torch.Generator().manual_seed(seed)).labels.numpy()
+
+
+def score_seed(parts: np.ndarray, honest: np.ndarray, y: np.ndarray, h: sp.csr_matrix, t: int,
+               seed: int) -> dict[str, dict[str, float]]:
+    """Every single-training rule of the module docstring, ×100."""
+    k = int(y.max()) + 1
+    scores = [cluster_scores(y, p) for p in parts]
+    smoothed = _smooth(h, np.eye(k, dtype=np.float32)[honest], t).argmax(1)
+    views = {"oracle-post": max(scores, key=lambda m: m["acc"]),
+             "consensus": cluster_scores(y, honest),
+             "consensus+label-smoothing": cluster_scores(y, smoothed),
+             "smoothed-coassociation": cluster_scores(y, _consensus(parts, k, seed, h, t))}
+    return {rule: {key: 100 * v for key, v in m.items()} for rule, m in views.items()}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--datasets", nargs="+", default=["cora", "citeseer", "amap", "bat",
+                                                          "eat"])
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--group", type=int, default=5, help="trainings per ensemble")
+    parser.add_argument("--cache", type=Path, default=None,
+                        help="partition cache (default: a temporary directory)")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = args.cache or Path(tmp)
+        cache.mkdir(parents=True, exist_ok=True)
+        for name in args.datasets:
+            run(name, args.seeds, args.group, cache)
+
+
+def run(name: str, seeds: int, group: int, cache: Path) -> None:
+    data = load(name)
+    n, y = data.num_nodes, data.y.numpy()
+    k = int(y.max()) + 1
+    adj = sp.coo_matrix((np.ones(data.edge_index.size(1)), data.edge_index.numpy()), (n, n))
+    h = normalized_adjacency(adj.tocsr()).astype(np.float32)
+    t = hyperparams(name)["t"]
+    drop_records(OUT, dataset=name, protocol=PROTOCOL)
+    runs = []
+    for seed in range(seeds):
+        start = time.perf_counter()
+        runs.append(_train_or_load(name, data, k, seed, cache))
+        views = score_seed(runs[-1]["parts"], runs[-1]["honest"], y, h, t, seed)
+        seconds = time.perf_counter() - start
+        for rule, m in views.items():
+            append_record(OUT, make_record(rule, name, PROTOCOL, seed, m, seconds, "cpu"))
+        print(f"[selection] {name} seed {seed}: " + ", ".join(
+            f"{rule} {m['acc']:.2f}" for rule, m in views.items()), flush=True)
+    for first in range(0, seeds - group + 1, group):
+        parts = np.concatenate([r["parts"] for r in runs[first:first + group]])
+        for rule, smooth in ((f"ensemble-{group}", None), (f"ensemble-{group}-smoothed", h)):
+            m = cluster_scores(y, _consensus(parts, k, first, smooth, t))
+            m = {key: 100 * v for key, v in m.items()}
+            append_record(OUT, make_record(rule, name, PROTOCOL, first, m, 0.0, "cpu",
+                                           seeds=list(range(first, first + group))))
+            print(f"[selection] {name} {rule} seeds {first}-{first + group - 1}: "
+                  f"acc {m['acc']:.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
