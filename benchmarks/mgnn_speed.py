@@ -125,7 +125,7 @@ def epoch_ratio(args: argparse.Namespace) -> None:
 
     for label, kw in (("reference-dropout", dict(input_dropout=0.5, dropout=0.6)),
                       ("no-input-dropout", dict(input_dropout=0.0, dropout=0.6))):
-        for pairs in ("all", "edges"):
+        for pairs in args.pairs:
             torch.manual_seed(0)
             mgnn = MGNN(data.num_features, 16, 7, 1, pairs=pairs, **kw)
             gcn = GCN(data.num_features, 16, 2, 7, dropout=0.5)
@@ -142,6 +142,9 @@ def epoch_ratio(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--part", choices=["motifs", "epoch", "all"], default="all")
+    parser.add_argument("--pairs", nargs="+", choices=["all", "edges", "reference"],
+                        default=["all", "edges", "reference"],
+                        help="motif pair sets timed by the epoch part")
     parser.add_argument("--naive-nodes", type=int, default=10_000)
     parser.add_argument("--naive-edges", type=int, default=50_000)
     parser.add_argument("--big-nodes", type=int, default=200_000)
