@@ -483,18 +483,17 @@ def train_toy(scenes: Sequence[dict[str, Tensor]], *, seed: int, steps: int = 30
     # saturates inverse_sigmoid and its query can no longer move (the official lr is 1e-4, at
     # which they barely drift; the toy trains 50x faster).
     anchors = model.cmt.query_gen.anchors.weight
-    image = list(model.cnn.parameters())
-    special = {id(anchors)} | ({id(p) for p in image} if image_lr_mult != 1.0 else set())
-    rest = [p for p in model.parameters() if id(p) not in special]
-    groups = [{"params": rest}, {"params": [anchors], "lr": lr * anchor_lr_mult,
-                                 "weight_decay": 0.0}]
-    max_lr = [lr, lr * anchor_lr_mult]
-    if image_lr_mult != 1.0:  # a separate group only when used: the default run stays identical
-        groups.append({"params": image, "lr": lr * image_lr_mult})
-        max_lr.append(lr * image_lr_mult)
-    opt = torch.optim.AdamW(groups, lr=lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=max_lr, total_steps=steps,
-                                                pct_start=0.1)
+    # the image backbone gets its own group only when its factor differs, so the default run
+    # keeps the earlier groups and parameter order (and reproduces the recorded results)
+    image = list(model.cnn.parameters()) if image_lr_mult != 1.0 else []
+    own = {id(anchors)} | {id(p) for p in image}
+    groups = [([p for p in model.parameters() if id(p) not in own], lr, 1e-4),
+              ([anchors], lr * anchor_lr_mult, 0.0)] + ([(image, lr * image_lr_mult, 1e-4)]
+                                                         if image else [])
+    opt = torch.optim.AdamW([{"params": ps, "lr": g_lr, "weight_decay": wd}
+                             for ps, g_lr, wd in groups])
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g[1] for g in groups],
+                                                total_steps=steps, pct_start=0.1)
     model.train()
     start = time.perf_counter()
     for step in range(steps):
