@@ -1,0 +1,30 @@
+import pytest
+
+from benchmarks.vision_cmt import ABOVE_CHANCE, COLLAPSE, acceptance
+from graphkit.errors import GraphError
+
+
+def _record(method: str, **maps: float) -> dict:
+    metrics = {"chance_map": 0.02, "both_map": 0.0, "lidar_removed_map": 0.0,
+               "lidar_removed_pe_zeroed_map": 0.0}
+    metrics.update({f"{k}_map": v for k, v in maps.items()})
+    return {"method": method, "metrics": metrics}
+
+
+@pytest.mark.parametrize("plain_without_lidar, met", [(0.038, True), (0.042, False)])
+def test_acceptance_applies_the_frozen_criteria(plain_without_lidar, met):
+    assert ABOVE_CHANCE == 2.0 and COLLAPSE == 2.0  # frozen; changing them needs a new calibration
+    recs = [_record("CMT-toy + ModalMask", both=0.1, lidar_removed=0.05,
+                    lidar_removed_pe_zeroed=0.02)] * 3
+    recs += [_record("CMT-toy, no ModalMask", both=0.2, lidar_removed=plain_without_lidar,
+                     lidar_removed_pe_zeroed=0.02)] * 3
+    res = acceptance(recs)
+    assert res["(2) ModalMask, LiDAR removed"]["passed"]
+    assert res["(3) no ModalMask, LiDAR removed"]["passed"] is met
+    assert res["(3) no ModalMask, LiDAR removed"]["seeds"] == 3
+    assert all(r["passed"] for name, r in res.items() if "no ModalMask, LiDAR removed" not in name)
+
+
+def test_acceptance_needs_both_models():
+    with pytest.raises(GraphError, match="no records"):
+        acceptance([_record("CMT-toy + ModalMask", both=0.1)])
