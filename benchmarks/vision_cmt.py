@@ -60,8 +60,11 @@ CAMERAS = {"clean": {}, "weak": WEAK_CAMERA}
 # Reported runs are evaluated on held-out scenes of seed 424242; calibration runs (--calibration)
 # on seed 99991 (the clean-camera protocol's test seed), so no reported test scene was looked at
 # while the weak-camera preset was chosen.
-FULL = {"train_scenes": 500, "test_scenes": 200, "steps": 2000, "batch_size": 16, "lr": 2e-3,
-        "test_seed": 424242}
+# Frozen 2026-11-29 from the declared candidate 7 (calibration seeds 100-102): 4000 steps with
+# the image backbone at 0.1x the base learning rate. The earlier reported protocol is
+# `--steps 2000 --image-lr-mult 1` ("full, 2000 steps").
+FULL = {"train_scenes": 500, "test_scenes": 200, "steps": 4000, "batch_size": 16, "lr": 2e-3,
+        "test_seed": 424242, "image_lr_mult": 0.1}
 QUICK = {"train_scenes": 300, "test_scenes": 100, "steps": 150, "batch_size": 16, "lr": 2e-3,
          "test_seed": 424242}
 CALIBRATION_TEST_SEED = 99991
@@ -200,8 +203,8 @@ def main(argv: list[str] | None = None) -> None:
         protocol = "calibration, " + protocol
     if args.pretrain_image:
         protocol += f", image backbone pretrained camera-only {args.pretrain_image} steps"
-    if args.image_lr_mult is not None:
-        protocol += f", image lr x{args.image_lr_mult:g}"
+    if settings.get("image_lr_mult", 1.0) != 1.0:
+        protocol += f", image lr x{settings['image_lr_mult']:g}"
     if args.scene:
         protocol += ", " + " ".join(args.scene)
     dataset = DATASETS[args.camera]
