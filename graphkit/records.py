@@ -7,7 +7,9 @@ Each run appends one record to ``benchmarks/results/<topic>.jsonl``::
 
 ``python -m benchmarks.report`` turns those files into the tables of ``docs/benchmarks.md``
 (mean ± std over seeds). Records are written atomically (a temp file, then a rename), so a killed
-run never leaves a half-written line, and :func:`done_seeds` lets a rerun resume where it stopped.
+run never leaves a half-written line, and under an exclusive lock on a sidecar ``<file>.lock``
+(POSIX ``flock``), so benchmark processes running side by side never lose each other's records;
+:func:`done_seeds` lets a rerun resume where it stopped.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import platform
 import statistics
 import subprocess
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -81,14 +84,35 @@ def read_records(path: str | Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``<path>.lock`` for a read-modify-write of ``path``. The rewrite
+    is atomic on its own; without the lock two processes appending at once could each rewrite
+    the file from the same old content and one record would be lost. No-op without ``fcntl``."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: atomic but unlocked
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def append_record(path: str | Path, record: dict[str, Any]) -> None:
-    """Append ``record`` to the JSONL file ``path`` atomically (rewrite to a temp file, rename)."""
+    """Append ``record`` to the JSONL file ``path`` atomically (rewrite to a temp file, rename)
+    and under a file lock, so concurrent writers do not lose records."""
     path = Path(path)
-    old = path.read_text() if path.exists() else ""
-    if old and not old.endswith("\n"):
-        old += "\n"
-    with atomic_path(path) as tmp:
-        tmp.write_text(old + json.dumps(record, default=_json_default) + "\n")
+    with _locked(path):
+        old = path.read_text() if path.exists() else ""
+        if old and not old.endswith("\n"):
+            old += "\n"
+        with atomic_path(path) as tmp:
+            tmp.write_text(old + json.dumps(record, default=_json_default) + "\n")
 
 
 def done_seeds(path: str | Path, **match: Any) -> set[int]:
@@ -100,9 +124,11 @@ def done_seeds(path: str | Path, **match: Any) -> set[int]:
 def drop_records(path: str | Path, **match: Any) -> None:
     """Remove the records matching ``match`` (to rerun a configuration from scratch)."""
     path = Path(path)
-    keep = [r for r in read_records(path) if not all(r.get(k) == v for k, v in match.items())]
-    with atomic_path(path) as tmp:
-        tmp.write_text("".join(json.dumps(r, default=_json_default) + "\n" for r in keep))
+    with _locked(path):
+        keep = [r for r in read_records(path)
+                if not all(r.get(k) == v for k, v in match.items())]
+        with atomic_path(path) as tmp:
+            tmp.write_text("".join(json.dumps(r, default=_json_default) + "\n" for r in keep))
 
 
 def _sync(device: torch.device | str | None) -> None:

@@ -31,3 +31,24 @@ def test_time_fn_is_median_after_warmup():
 
 def test_mean_std_population():
     assert harness.mean_std([1, 3]) == pytest.approx((2.0, 1.0))
+
+
+def _append_many(path, worker, count):
+    for i in range(count):
+        harness.append_record(path, harness.make_record("m", "d", "p", i, {"w": worker}, 0.0))
+
+
+def test_concurrent_appends_lose_no_record(tmp_path):
+    import multiprocessing as mp
+    path = tmp_path / "r.jsonl"
+    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    procs = [ctx.Process(target=_append_many, args=(path, w, 25)) for w in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert all(p.exitcode == 0 for p in procs)
+    records = harness.read_records(path)
+    assert len(records) == 75
+    assert sorted((r["metrics"]["w"], r["seed"]) for r in records) == [
+        (w, i) for w in range(3) for i in range(25)]
