@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -91,6 +92,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--baselines", action="store_true")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="results file (default benchmarks/results/cluster.jsonl)")
     parser.add_argument("--quick", action="store_true", help="2 seeds")
     parser.add_argument("--tuned", action="store_true",
                         help="use the label-free search's choice (TUNED) and write to "
@@ -102,6 +105,8 @@ def main(argv: list[str] | None = None) -> None:
     global OUT
     if args.tuned:
         OUT = RESULTS / "cluster_tuned.jsonl"
+    if args.out:
+        OUT = args.out
     seeds = list(range(2 if args.quick else args.seeds))
     for name in args.datasets:
         data = load(name)
