@@ -77,6 +77,8 @@ MODEL_KW = {"hidden": 32, "num_query": 20, "depth_num": 16, "num_layers": 2, "nu
 # mean mAP over seeds divided by mean chance mAP over the same seeds.
 ABOVE_CHANCE = 2.0  # "above chance": at least 2x chance
 COLLAPSE = 2.0  # "collapses" / "near chance": below 2x chance
+# The two trained models, as their records name them.
+MODALMASK, PLAIN = "CMT-toy + ModalMask", "CMT-toy, no ModalMask"
 EVALS = {"both": {}, "lidar_removed": {"drop": "points"}, "images_removed": {"drop": "images"},
          "lidar_removed_pe_zeroed": {"drop": "points", "zero_pe": True}}
 
@@ -128,21 +130,21 @@ def acceptance(records: list[dict]) -> dict[str, dict[str, float | bool]]:
     by_method: dict[str, list[dict]] = {}
     for rec in records:
         by_method.setdefault(rec["method"], []).append(rec["metrics"])
-    missing = {"CMT-toy + ModalMask", "CMT-toy, no ModalMask"} - set(by_method)
+    missing = {MODALMASK, PLAIN} - set(by_method)
     if missing:
         raise GraphError(f"acceptance: no records for {sorted(missing)}")
 
     def ratio(method: str, cond: str) -> float:
         ms = by_method[method]
-        return (sum(m[f"{cond}_map"] for m in ms) / sum(m["chance_map"] for m in ms))
+        return sum(m[f"{cond}_map"] for m in ms) / sum(m["chance_map"] for m in ms)
 
-    checks = {"(2) ModalMask, both sensors": ("CMT-toy + ModalMask", "both", True),
-              "(2) ModalMask, LiDAR removed": ("CMT-toy + ModalMask", "lidar_removed", True),
-              "(3) no ModalMask, LiDAR removed": ("CMT-toy, no ModalMask", "lidar_removed", False),
-              "(3) ModalMask, LiDAR removed, PEs zeroed": ("CMT-toy + ModalMask",
-                                                           "lidar_removed_pe_zeroed", False),
-              "(3) no ModalMask, LiDAR removed, PEs zeroed": ("CMT-toy, no ModalMask",
-                                                              "lidar_removed_pe_zeroed", False)}
+    checks = {"(2) ModalMask, both sensors": (MODALMASK, "both", True),
+              "(2) ModalMask, LiDAR removed": (MODALMASK, "lidar_removed", True),
+              "(3) no ModalMask, LiDAR removed": (PLAIN, "lidar_removed", False),
+              "(3) ModalMask, LiDAR removed, PEs zeroed": (MODALMASK, "lidar_removed_pe_zeroed",
+                                                           False),
+              "(3) no ModalMask, LiDAR removed, PEs zeroed": (PLAIN, "lidar_removed_pe_zeroed",
+                                                              False)}
     out: dict[str, dict[str, float | bool]] = {}
     for name, (method, cond, above) in checks.items():
         r = ratio(method, cond)
@@ -209,7 +211,7 @@ def main(argv: list[str] | None = None) -> None:
         protocol += ", " + " ".join(args.scene)
     dataset = DATASETS[args.camera]
     device = resolve_device(args.device)
-    variants = [("CMT-toy + ModalMask", True), ("CMT-toy, no ModalMask", False)]
+    variants = [(MODALMASK, True), (PLAIN, False)]
     if args.only:
         variants = [v for v in variants if v[1] == (args.only == "modalmask")]
     for method, mm in variants:

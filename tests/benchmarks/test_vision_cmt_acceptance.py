@@ -1,6 +1,6 @@
 import pytest
 
-from benchmarks.vision_cmt import ABOVE_CHANCE, COLLAPSE, acceptance
+from benchmarks.vision_cmt import ABOVE_CHANCE, COLLAPSE, MODALMASK, PLAIN, acceptance
 from graphkit.errors import GraphError
 
 
@@ -14,9 +14,9 @@ def _record(method: str, **maps: float) -> dict:
 @pytest.mark.parametrize("plain_without_lidar, met", [(0.038, True), (0.042, False)])
 def test_acceptance_applies_the_frozen_criteria(plain_without_lidar, met):
     assert ABOVE_CHANCE == 2.0 and COLLAPSE == 2.0  # frozen; changing them needs a new calibration
-    recs = [_record("CMT-toy + ModalMask", both=0.1, lidar_removed=0.05,
+    recs = [_record(MODALMASK, both=0.1, lidar_removed=0.05,
                     lidar_removed_pe_zeroed=0.02)] * 3
-    recs += [_record("CMT-toy, no ModalMask", both=0.2, lidar_removed=plain_without_lidar,
+    recs += [_record(PLAIN, both=0.2, lidar_removed=plain_without_lidar,
                      lidar_removed_pe_zeroed=0.02)] * 3
     res = acceptance(recs)
     assert res["(2) ModalMask, LiDAR removed"]["passed"]
@@ -27,4 +27,4 @@ def test_acceptance_applies_the_frozen_criteria(plain_without_lidar, met):
 
 def test_acceptance_needs_both_models():
     with pytest.raises(GraphError, match="no records"):
-        acceptance([_record("CMT-toy + ModalMask", both=0.1)])
+        acceptance([_record(MODALMASK, both=0.1)])
