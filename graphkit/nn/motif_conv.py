@@ -67,6 +67,32 @@ class _CSRMatMul(torch.autograd.Function):
         return None, None, torch.sparse.mm(ctx.mat_t, grad)
 
 
+class _CSRValuesMatMul(torch.autograd.Function):
+    """``A @ X`` for a CSR ``A`` of fixed pattern whose *values* need a gradient (an explainer's
+    soft mask reaching the motif matrices): SpMM forward, SpMM with the transpose and one sampled
+    dense-dense product (SDDMM) backward."""
+
+    @staticmethod
+    def forward(ctx, pattern: SparseOperator, values: Tensor, dense: Tensor) -> Tensor:
+        op = pattern.with_values(values)
+        ctx.op = op
+        ctx.save_for_backward(dense)
+        return torch.sparse.mm(op.matrix, dense)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (dense,) = ctx.saved_tensors
+        op, grad = ctx.op, grad.contiguous()
+        grad_values = grad_dense = None
+        if ctx.needs_input_grad[1]:
+            sampled = torch.sparse.sampled_addmm(op.matrix, grad, dense.t(), beta=0.0)
+            grad_values = torch.empty_like(sampled.values())
+            grad_values[op._order] = sampled.values()
+        if ctx.needs_input_grad[2]:
+            grad_dense = torch.sparse.mm(op.matrix_t, grad)
+        return None, grad_values, grad_dense
+
+
 class SparseOperator:
     """A constant sparse ``[R, C]`` matrix as CSR plus its CSR transpose, for repeated products.
 
@@ -124,6 +150,16 @@ class SparseOperator:
         op = self.to(dense.device, dense.dtype)
         return _CSRMatMul.apply(op.matrix, op.matrix_t, dense)
 
+    def matmul_values(self, values: Tensor, dense: Tensor) -> Tensor:
+        """``A @ dense`` where ``A`` has this pattern and ``values`` (in the original ``index``
+        order), differentiable in both: the gradient of the values is the sampled product
+        ``(grad @ dense^T)`` at the pattern, never an ``[nnz, d]`` intermediate."""
+        if values.shape != self._order.shape:
+            raise GraphError(f"values: expected {self._order.numel()} entries, got "
+                             f"{list(values.shape)}")
+        return _CSRValuesMatMul.apply(self.to(dense.device, dense.dtype), values.to(dense.dtype),
+                                      dense)
+
 
 class MotifOperator:
     """All ``M̂_k`` as one sparse CSR matrix of the *distinct* ones stacked, ``[U * N, N]``.
@@ -172,6 +208,43 @@ class MotifOperator:
 
 
 MotifInput = Sequence[tuple[Tensor, Tensor]] | MotifOperator
+
+
+class PatternCache:
+    """The last few sparsity patterns as :class:`SparseOperator` s (their two sort orders are
+    the expensive part). A masked forward recomputes the motif matrices every step, with new
+    values on the same pattern, so the orders are computed once per explained batch. A hit needs
+    an index equal element by element (``torch.equal``, O(nnz))."""
+
+    def __init__(self, size: int = 4):
+        self.size = size
+        self._entries: OrderedDict[tuple, tuple[Tensor, SparseOperator]] = OrderedDict()
+
+    def get(self, blocks: Sequence[Tensor], num_nodes: int) -> SparseOperator:
+        """The ``[len(blocks) * N, N]`` pattern of the ``[2, nnz_k]`` indices ``blocks`` stacked
+        (block ``k`` in rows ``k N .. (k + 1) N``)."""
+        device = blocks[0].device if blocks else torch.device("cpu")
+        key = (tuple(tuple(b.shape) for b in blocks), num_nodes, device)
+        hit = self._entries.get(key)
+        if hit is not None and all(torch.equal(a, b) for a, b in zip(hit[0], blocks,
+                                                                      strict=True)):
+            self._entries.move_to_end(key)
+            return hit[1]
+        offsets = torch.tensor([[num_nodes], [0]], device=device)
+        index = torch.cat([b + k * offsets for k, b in enumerate(blocks)], 1) if blocks \
+            else torch.empty(2, 0, dtype=torch.long, device=device)
+        op = SparseOperator(index, torch.ones(index.size(1), device=device),
+                            (max(len(blocks), 1) * num_nodes, num_nodes))
+        self._entries[key] = ([b.detach().clone() for b in blocks], op)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+        return op
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+_PATTERNS = PatternCache()
 
 
 def base_norm(edge_index: Tensor, num_nodes: int, negative: bool,
@@ -352,12 +425,9 @@ class MotifConv(MessagePassing):
         if not any(weight.requires_grad for _, weight in motif_adj):
             return MotifOperator(motif_adj, h0.size(0))(h0)
         n, k = h0.size(0), len(motif_adj)
-        rows = torch.cat([index[0] + i * n for i, (index, _) in enumerate(motif_adj)])
-        cols = torch.cat([index[1] for index, _ in motif_adj])
+        pattern = _PATTERNS.get([index for index, _ in motif_adj], n)
         weights = torch.cat([weight.to(h0.dtype) for _, weight in motif_adj])
-        out = h0.new_zeros(k * n, h0.size(1))
-        out = out.index_add(0, rows, h0[cols] * weights.unsqueeze(-1))
-        return out.view(k, n, -1)
+        return pattern.matmul_values(weights, h0).view(k, n, -1)
 
     def combine(self, h0: Tensor, hk: Tensor) -> Tensor:
         """Redundancy minimization and injective (concatenation) combination."""
