@@ -376,9 +376,15 @@ def normalize_adjacency(edge_index: Tensor, edge_weight: Tensor, num_nodes: int,
     ``negative=True`` is the MGNN reference code's ``-D^{-1/2} M D^{-1/2}`` (it computes the
     Chebyshev rescaling ``2L/lambda_max - I`` with ``lambda_max = 2``).
     Rows that sum to zero stay 0.
+
+    Degrees are floored at ``eps**2`` of the dtype (1.4e-14 in float32) before ``D^{-1/2}``:
+    counts are >= 1, so only soft (explainer-masked) weights meet the floor, and without it the
+    slope of ``deg^{-1/2}`` overflows to inf near 0 and turns into NaN gradients (PyG's
+    PGExplainer on the MGNN hit this on BA-Shapes).
     """
     deg = edge_weight.new_zeros(num_nodes).index_add(0, edge_index[0], edge_weight)
-    inv = torch.where(deg > 0, deg.clamp_min(1e-30).pow(-0.5), torch.zeros_like(deg))
+    floor = torch.finfo(deg.dtype).eps ** 2 if deg.is_floating_point() else 1e-30
+    inv = torch.where(deg > 0, deg.clamp_min(floor).pow(-0.5), torch.zeros_like(deg))
     out = inv[edge_index[0]] * edge_weight * inv[edge_index[1]]
     return edge_index, -out if negative else out
 

@@ -167,8 +167,8 @@ class MotifOperator:
     On undirected graphs the 13 normalized matrices take only a few distinct values (two with the
     default definitions), so each distinct one is applied once and the result is shared by the
     motifs it stands for; the parameters of every motif stay separate. Used when no gradient is
-    needed with respect to the motif weights (otherwise :meth:`MotifConv.motif_propagate` falls
-    back to a differentiable gather/scatter).
+    needed with respect to the motif weights (otherwise :meth:`MotifConv.motif_propagate` uses
+    :meth:`SparseOperator.matmul_values`, differentiable in the values).
     """
 
     def __init__(self, motif_adj: Sequence[tuple[Tensor, Tensor]], num_nodes: int):

@@ -277,3 +277,18 @@ def test_chunked_motifs_identical_to_unchunked(pairs):
         assert torch.allclose(grad_part[name][1], whole[name][1], rtol=1e-12)
     with pytest.raises(GraphError, match="chunk_size"):
         motif_adjacency(ei, 30, chunk_size=0)
+
+
+@pytest.mark.parametrize("weight", [1e-20, 1e-30, 1e-40, 0.0])
+def test_normalization_gradient_stays_finite_near_zero_weight(weight):
+    # A soft mask driving a node's only motif entry toward 0: deg^{-1/2}'s slope used to overflow
+    # to inf in float32 and reach the explainer as NaN.
+    index = torch.tensor([[0, 1, 1, 2], [1, 0, 2, 1]])
+    w = torch.tensor([weight, weight, 1.0, 1.0], requires_grad=True)
+    _, out = normalize_adjacency(index, w * 1.0, 3)
+    out.sum().backward()
+    assert torch.isfinite(out).all() and torch.isfinite(w.grad).all()
+    _, counts = normalize_adjacency(index, torch.tensor([1.0, 1.0, 2.0, 2.0]), 3, False)
+    deg = torch.tensor([1.0, 3.0, 2.0])
+    expected = torch.tensor([1.0, 1.0, 2.0, 2.0]) / (deg[index[0]] * deg[index[1]]).sqrt()
+    assert torch.allclose(counts, expected)
