@@ -214,11 +214,12 @@ class PatternCache:
     """The last few sparsity patterns as :class:`SparseOperator` s (their two sort orders are
     the expensive part). A masked forward recomputes the motif matrices every step, with new
     values on the same pattern, so the orders are computed once per explained batch. A hit needs
-    an index equal element by element (``torch.equal``, O(nnz))."""
+    an index equal element by element (``torch.equal``, O(nnz)). Two entries by default: an
+    explained batch's pattern can hold tens of millions of entries (BA-Shapes on the MGNN)."""
 
-    def __init__(self, size: int = 4):
+    def __init__(self, size: int = 2):
         self.size = size
-        self._entries: OrderedDict[tuple, tuple[Tensor, SparseOperator]] = OrderedDict()
+        self._entries: OrderedDict[tuple, tuple[list[Tensor], SparseOperator]] = OrderedDict()
 
     def get(self, blocks: Sequence[Tensor], num_nodes: int) -> SparseOperator:
         """The ``[len(blocks) * N, N]`` pattern of the ``[2, nnz_k]`` indices ``blocks`` stacked
