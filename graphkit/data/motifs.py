@@ -383,7 +383,7 @@ def normalize_adjacency(edge_index: Tensor, edge_weight: Tensor, num_nodes: int,
     PGExplainer on the MGNN hit this on BA-Shapes).
     """
     deg = edge_weight.new_zeros(num_nodes).index_add(0, edge_index[0], edge_weight)
-    floor = torch.finfo(deg.dtype).eps ** 2 if deg.is_floating_point() else 1e-30
+    floor = torch.finfo(deg.dtype).eps ** 2
     inv = torch.where(deg > 0, deg.clamp_min(floor).pow(-0.5), torch.zeros_like(deg))
     out = inv[edge_index[0]] * edge_weight * inv[edge_index[1]]
     return edge_index, -out if negative else out
