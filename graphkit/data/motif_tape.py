@@ -15,13 +15,13 @@ entries whose value is exactly 0, as the scipy path does.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from graphkit.cache import TensorLRU
 from graphkit.errors import GraphError
 
 
@@ -180,36 +180,27 @@ class Tape:
         return torch.stack([x.row[keep], x.col[keep]]).to(device), x.val[keep].to(dtype)
 
 
-class TapeCache:
+class TapeCache(TensorLRU):
     """Tapes of the last few graphs, keyed by the coalesced edges, the motifs and ``pairs``.
 
     A hit needs an ``edge_index`` equal element by element (``torch.equal``), so an edited graph
     never replays a stale pattern."""
 
     def __init__(self, size: int = 2):
-        self.size = size
-        self._entries: OrderedDict[tuple, tuple[Tensor, Tape]] = OrderedDict()
+        super().__init__(size)
 
     def get(self, index: Tensor, n: int, motifs: tuple[str, ...], pairs: str) -> Tape:
         """A replaying tape for this graph, or a new one that :meth:`store` keeps once it has
         recorded a whole computation."""
-        hit = self._entries.get(self._key(index, n, motifs, pairs))
-        if hit is not None and torch.equal(hit[0], index):
-            self._entries.move_to_end(self._key(index, n, motifs, pairs))
-            return hit[1].replay()
-        return Tape(n)
+        tape = self.lookup(self._key(index, n, motifs, pairs), [index])
+        return Tape(n) if tape is None else tape.replay()
 
     def store(self, index: Tensor, motifs: tuple[str, ...], pairs: str, tape: Tape) -> None:
         if self.size <= 0 or tape._cursor is not None:
             return
         tape._cursor = -1  # recorded: replay() rewinds it
-        self._entries[self._key(index, tape.n, motifs, pairs)] = (index.clone(), tape)
-        while len(self._entries) > self.size:
-            self._entries.popitem(last=False)
+        self.put(self._key(index, tape.n, motifs, pairs), [index], tape)
 
     @staticmethod
     def _key(index: Tensor, n: int, motifs: tuple[str, ...], pairs: str) -> tuple:
         return (tuple(index.shape), n, index.device, motifs, pairs)
-
-    def clear(self) -> None:
-        self._entries.clear()

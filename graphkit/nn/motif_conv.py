@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 
 import torch
@@ -30,6 +29,7 @@ from torch import Tensor
 from torch.nn import Linear, Parameter
 from torch_geometric.nn import MessagePassing
 
+from graphkit.cache import TensorLRU
 from graphkit.data.motifs import PAIRS, motif_adjacency, normalize_adjacency, parse_motifs
 from graphkit.errors import GraphError
 
@@ -210,39 +210,30 @@ class MotifOperator:
 MotifInput = Sequence[tuple[Tensor, Tensor]] | MotifOperator
 
 
-class PatternCache:
+class PatternCache(TensorLRU):
     """The last few sparsity patterns as :class:`SparseOperator` s (their two sort orders are
     the expensive part). A masked forward recomputes the motif matrices every step, with new
-    values on the same pattern, so the orders are computed once per explained batch. A hit needs
-    an index equal element by element (``torch.equal``, O(nnz)). Two entries by default: an
-    explained batch's pattern can hold tens of millions of entries (BA-Shapes on the MGNN)."""
+    values on the same pattern, so the orders are computed once per explained batch. Two entries
+    by default: an explained batch's pattern can hold tens of millions of entries (BA-Shapes on
+    the MGNN)."""
 
     def __init__(self, size: int = 2):
-        self.size = size
-        self._entries: OrderedDict[tuple, tuple[list[Tensor], SparseOperator]] = OrderedDict()
+        super().__init__(size)
 
     def get(self, blocks: Sequence[Tensor], num_nodes: int) -> SparseOperator:
         """The ``[len(blocks) * N, N]`` pattern of the ``[2, nnz_k]`` indices ``blocks`` stacked
         (block ``k`` in rows ``k N .. (k + 1) N``)."""
         device = blocks[0].device if blocks else torch.device("cpu")
         key = (tuple(tuple(b.shape) for b in blocks), num_nodes, device)
-        hit = self._entries.get(key)
-        if hit is not None and all(torch.equal(a, b) for a, b in zip(hit[0], blocks,
-                                                                      strict=True)):
-            self._entries.move_to_end(key)
-            return hit[1]
-        offsets = torch.tensor([[num_nodes], [0]], device=device)
-        index = torch.cat([b + k * offsets for k, b in enumerate(blocks)], 1) if blocks \
-            else torch.empty(2, 0, dtype=torch.long, device=device)
-        op = SparseOperator(index, torch.ones(index.size(1), device=device),
-                            (max(len(blocks), 1) * num_nodes, num_nodes))
-        self._entries[key] = ([b.detach().clone() for b in blocks], op)
-        while len(self._entries) > self.size:
-            self._entries.popitem(last=False)
+        op = self.lookup(key, blocks)
+        if op is None:
+            offsets = torch.tensor([[num_nodes], [0]], device=device)
+            index = torch.cat([b + k * offsets for k, b in enumerate(blocks)], 1) if blocks \
+                else torch.empty(2, 0, dtype=torch.long, device=device)
+            op = SparseOperator(index, torch.ones(index.size(1), device=device),
+                                (max(len(blocks), 1) * num_nodes, num_nodes))
+            self.put(key, blocks, op)
         return op
-
-    def clear(self) -> None:
-        self._entries.clear()
 
 
 _PATTERNS = PatternCache()
@@ -262,7 +253,7 @@ def base_operator(edge_index: Tensor, num_nodes: int, negative: bool) -> SparseO
     return SparseOperator(edge_index.flip(0), norm, (num_nodes, num_nodes))
 
 
-class MotifCache:
+class MotifCache(TensorLRU):
     """A small LRU cache of normalized motif matrices keyed by the graph's ``edge_index``.
 
     A hit needs the same node count and an ``edge_index`` equal element by element (checked with
@@ -270,27 +261,19 @@ class MotifCache:
     """
 
     def __init__(self, size: int = 4):
-        self.size = size
-        self._entries: OrderedDict[tuple, tuple[Tensor, MotifOperator]] = OrderedDict()
+        super().__init__(size)
 
     def get(self, edge_index: Tensor, num_nodes: int, motifs: Sequence[str], pairs: str,
             negative: bool) -> MotifOperator:
         key = (tuple(edge_index.shape), num_nodes, edge_index.device, tuple(motifs), pairs,
                negative)
-        hit = self._entries.get(key)
-        if hit is not None and torch.equal(hit[0], edge_index):
-            self._entries.move_to_end(key)
-            return hit[1]
-        value = MotifOperator(compute_motifs(edge_index, num_nodes, motifs, pairs=pairs,
-                                             negative=negative), num_nodes)
-        value.base = base_operator(edge_index, num_nodes, negative)
-        self._entries[key] = (edge_index.detach().clone(), value)
-        while len(self._entries) > self.size:
-            self._entries.popitem(last=False)
+        value = self.lookup(key, [edge_index])
+        if value is None:
+            value = MotifOperator(compute_motifs(edge_index, num_nodes, motifs, pairs=pairs,
+                                                 negative=negative), num_nodes)
+            value.base = base_operator(edge_index, num_nodes, negative)
+            self.put(key, [edge_index], value)
         return value
-
-    def clear(self) -> None:
-        self._entries.clear()
 
     def __deepcopy__(self, memo: dict) -> MotifCache:
         # Sparse CSR tensors cannot be deep-copied; a copy simply starts with an empty cache.
