@@ -13,10 +13,13 @@ Stages (run in order; each resumes, and ``--shard i --shards n`` splits a stage 
   (input, layer) dropout {(0.5, 0.6), (0.8, 0.5)};
 - ``C`` (CiteSeer): the best stage-A structure with CiteSeer's reference hyperparameters (and its
   reference init), with the stage-A init, with Cora's reference regularization, and with weight
-  decay 5e-3.
+  decay 5e-3;
+- ``D`` (Cora) and ``E`` (CiteSeer): capacity, which stages A-C left at the reference's: the best
+  stage-B (Cora) / stage-C (CiteSeer) config with hidden width {16, 32, 64} x per-motif width d'
+  (``compress_channels``) {6, 12}.
 
 Run: ``GRAPHKIT_DATA=/work/shared/datasets OMP_NUM_THREADS=1 python -m benchmarks.mgnn_search
---stage A`` (then B, C); ``--best`` prints the per-config validation means and the choices.
+--stage A`` (then B, C, D, E); ``--best`` prints the per-config validation means and the choices.
 """
 
 from __future__ import annotations
@@ -47,10 +50,13 @@ REF = {"cora": dict(lr=0.011, weight_decay=16e-3, input_dropout=0.5, dropout=0.6
                         init="default", hidden=16)}
 KEYS = ("pairs", "init", "lr", "weight_decay", "hidden", "input_dropout", "dropout",
         "motif_dropout", "att_dropout", "att_act")
+LATER_KEYS = ("compress_channels",)
 
 
 def name_of(cfg: dict[str, Any]) -> str:
-    return "MGNN[" + ",".join(f"{k}={cfg[k]}" for k in KEYS) + "]"
+    # Keys added after stage C (d') appear only when set, so earlier records keep their names.
+    keys = KEYS + tuple(k for k in LATER_KEYS if k in cfg)
+    return "MGNN[" + ",".join(f"{k}={cfg[k]}" for k in keys) + "]"
 
 
 def stage_a() -> list[tuple[str, dict[str, Any]]]:
@@ -97,6 +103,19 @@ def stage_c() -> list[tuple[str, dict[str, Any]]]:
     return [("citeseer", c) for c in unique.values()]
 
 
+def capacity(dataset: str, base: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    return [(dataset, dict(base, hidden=h, compress_channels=c))
+            for h, c in itertools.product((16, 32, 64), (6, 12))]
+
+
+def stage_d() -> list[tuple[str, dict[str, Any]]]:
+    return capacity("cora", best("cora", [c for _, c in stage_b()]))
+
+
+def stage_e() -> list[tuple[str, dict[str, Any]]]:
+    return capacity("citeseer", best("citeseer", [c for _, c in stage_c()]))
+
+
 def run_one(dataset: str, cfg: dict[str, Any], seed: int, data: Any) -> None:
     from graphkit.data import random_split
     from graphkit.runtime import seed_everything
@@ -117,7 +136,7 @@ def run_one(dataset: str, cfg: dict[str, Any], seed: int, data: Any) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--stage", choices=("A", "B", "C"))
+    parser.add_argument("--stage", choices=("A", "B", "C", "D", "E"))
     parser.add_argument("--shard", type=int, default=0)
     parser.add_argument("--shards", type=int, default=1)
     parser.add_argument("--best", action="store_true", help="print validation means and choices")
@@ -129,14 +148,17 @@ def main() -> None:
                 print(f"{dataset} {mean:.4f} ({n} seeds) {name}")
         for label, fn in (("A", lambda: best("cora", [c for _, c in stage_a()])),
                           ("B", lambda: best("cora", [c for _, c in stage_b()])),
-                          ("C", lambda: best("citeseer", [c for _, c in stage_c()]))):
+                          ("C", lambda: best("citeseer", [c for _, c in stage_c()])),
+                          ("D", lambda: best("cora", [c for _, c in stage_d()])),
+                          ("E", lambda: best("citeseer", [c for _, c in stage_e()]))):
             try:
                 print(f"best {label}: {json.dumps(fn())}")
             except SystemExit as exc:
                 print(f"best {label}: {exc}")
         return
     from graphkit.data import load
-    plan = {"A": stage_a, "B": stage_b, "C": stage_c}[args.stage]()
+    plan = {"A": stage_a, "B": stage_b, "C": stage_c, "D": stage_d,
+            "E": stage_e}[args.stage]()
     done = {(r["method"], r["dataset"], r["seed"]) for r in (read_records(OUT) if OUT.exists()
                                                              else [])}
     jobs = [(d, c, s) for d, c in plan for s in SEEDS]

@@ -32,17 +32,25 @@ ORDER = 30
 MODELS = ("mgnn", "gcn", "sage", "gat", "gin")
 PROTOCOLS = ("paper", "public", "cv5", "cv10", "cv5-ref", "cv10-ref")
 NODE_PROTOCOLS = ("paper", "public")
+# The split seed each reference script sets (``MGNN_Node/main.py``: ``torch.manual_seed(seed)``
+# and then PyG's ``RandomNodeSplit('train_rest', 500, 500)``, i.e. one ``torch.randperm``), so
+# ``random_split(data, 500, 500, seed=REFERENCE_SPLIT_SEED[name])`` draws the same permutation
+# as long as torch's CPU ``randperm`` is unchanged since the reference's torch 1.12.
+REFERENCE_SPLIT_SEED = {"cora": 55, "citeseer": 161, "pubmed": 99}
 # Node-task MGNN settings; other node sets use Cora's. The reference code's motif matrices and
 # initialization, then hyperparameters chosen on VALIDATION accuracy by benchmarks/mgnn_search.py
 # (paper protocol, split seeds 0-2; see benchmarks/notes/mgnn.md). Cora: the reference code's
 # hyperparameters (paper notes 2.4) won; CiteSeer: the reference's except weight decay 5e-3 (was
 # 20e-3; 0.7760 vs 0.7747 validation accuracy, within noise).
+# ``width`` (first conv) and ``compress_channels`` (d') from stages D/E of
+# ``benchmarks.mgnn_search`` (validation accuracy only; the reference has 16 and 6).
 NODE_CONFIG = {
     "cora": dict(lr=0.011, weight_decay=16e-3, input_dropout=0.5, dropout=0.6, motif_dropout=0.1,
-                 att_dropout=0.1, att_act="sigmoid", pairs="reference", init="xavier"),
+                 att_dropout=0.1, att_act="sigmoid", pairs="reference", init="xavier",
+                 width=32, compress_channels=12),
     "citeseer": dict(lr=0.011, weight_decay=5e-3, input_dropout=0.5, dropout=0.1,
                      motif_dropout=0.5, att_dropout=0.5, att_act="sigmoid", pairs="reference",
-                     init="kaiming"),
+                     init="kaiming", width=32, compress_channels=6),
 }
 GRAPH_CONFIG = dict(lr=0.01, weight_decay=5e-3, dropout=0.5, motif_dropout=0.3, att_dropout=0.3,
                     att_act="tanh", batch_size=128)
@@ -82,6 +90,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--patience", type=int, default=None,
                         help="node tasks: stop after this many epochs without a better "
                              "validation accuracy (records get protocol '<protocol>-es')")
+    parser.add_argument("--split-seed", default=None,
+                        help="--protocol paper: one fixed split for every seed (the seed then "
+                             "only changes the initialization); an int, or 'reference' for the "
+                             "reference script's seed (Cora 55, CiteSeer 161); records get "
+                             "protocol 'paper@<split seed>'")
 
 
 # --------------------------------------------------------------------------------------------
@@ -120,13 +133,14 @@ def build_model(name: str, in_channels: int, num_classes: int, task: str,
                 ) -> nn.Module:
     """MGNN with the reference settings, or a PyG GCN/GraphSAGE/GAT/GIN baseline.
 
-    For MGNN, ``cfg["widths"]`` (e.g. ``"16,C,C"``, see :func:`parse_widths`) gives one width per
+    For MGNN, ``cfg["width"]`` is the conv width when ``hidden`` is not given (default 16),
+    ``cfg["widths"]`` (e.g. ``"16,C,C"``, see :func:`parse_widths`) gives one width per
     conv and ``cfg["init"]`` a :func:`reference_init` scheme."""
     from graphkit.nn import MGNN
     if name == "mgnn":
         keys = ("input_dropout", "dropout", "motif_dropout", "att_dropout", "att_act", "pairs",
                 "negative", "compress_channels")
-        widths: int | tuple[int, ...] = hidden or 16
+        widths: int | tuple[int, ...] = hidden or cfg.get("width", 16)
         if cfg.get("widths") is not None:
             widths = parse_widths(cfg["widths"], num_classes, hidden)
         elif num_layers is None:
@@ -272,7 +286,8 @@ def run_protocol(dataset_name: str, protocol: str | None = None, model_name: str
                  resume: bool = False, log: Any = None,
                  load_kwargs: dict[str, Any] | None = None,
                  patience: int | None = None, write: bool = True,
-                 use_node_attr: bool = False) -> dict[str, Any]:
+                 use_node_attr: bool = False, split_seed: int | str | None = None
+                 ) -> dict[str, Any]:
     """Run one (model, dataset, protocol) and return per-seed accuracies and their summary
     (``load_kwargs`` go to :func:`graphkit.data.load`, e.g. ``num_graphs`` for synthetic sets;
     ``patience`` turns on early stopping for node tasks, recorded as protocol ``<protocol>-es``).
@@ -280,7 +295,9 @@ def run_protocol(dataset_name: str, protocol: str | None = None, model_name: str
     ``cv5-ref``/``cv10-ref`` run the reference graph pipeline (:data:`REF_GRAPH_CONFIG`, default
     :data:`REF_EPOCHS` epochs; ``hidden`` sets MGNN's first conv width). ``use_node_attr`` gives
     ``cv5``/``cv10`` the TUDataset continuous node attributes too (protocol ``<protocol>-attr``);
-    the ``-ref`` protocols always use them. Other graph sets keep their own features."""
+    the ``-ref`` protocols always use them. Other graph sets keep their own features.
+    ``split_seed`` (``paper`` only) fixes one split for all seeds, ``"reference"`` being the
+    reference script's (:data:`REFERENCE_SPLIT_SEED`); protocol ``paper@<split seed>``."""
     from graphkit.data import AddMotifAdjacency, load, public_split, random_split, spec
     from graphkit.data.splits import stratified_kfold
     from graphkit.errors import GraphError
@@ -307,7 +324,9 @@ def run_protocol(dataset_name: str, protocol: str | None = None, model_name: str
     method = "MGNN" if model_name == "mgnn" else f"PyG-{model_name.upper()}"
     if patience is not None and (not isinstance(patience, int) or patience < 1):
         raise GraphError(f"patience: expected a positive int, got {patience!r}")
-    label = f"{protocol}-es" if patience and kind == "node" else protocol
+    split_seed = _split_seed(split_seed, protocol, entry.name if entry else dataset_name)
+    label = protocol if split_seed is None else f"{protocol}@{split_seed}"
+    label = f"{label}-es" if patience and kind == "node" else label
     if use_node_attr and not reference:
         label = f"{protocol}-attr"
     node_attr = use_node_attr or reference
@@ -347,8 +366,8 @@ def run_protocol(dataset_name: str, protocol: str | None = None, model_name: str
             continue
         seed_everything(seed)
         if kind == "node":
-            split = random_split(data, 500, 500, seed=seed) if protocol == "paper" \
-                else public_split(data)
+            split = public_split(data) if protocol == "public" else \
+                random_split(data, 500, 500, seed=seed if split_seed is None else split_seed)
             model = build_model(model_name, data.num_features, int(data.y.max()) + 1, "node",
                                 hidden, **cfg)
             if patience:
@@ -375,6 +394,8 @@ def run_protocol(dataset_name: str, protocol: str | None = None, model_name: str
             extra = {"patience": patience, "epochs_run": res["epochs_run"]} \
                 if "epochs_run" in res else {}
             metrics = {"acc": res["test_acc"], "best_epoch": res["best_epoch"]}
+            if split_seed is not None:
+                extra["split_seed"] = split_seed
             if model_name == "mgnn":
                 extra["config"] = {k: v for k, v in cfg.items() if k not in ("lr", "weight_decay")}
             if kind == "graph" and node_attr:  # the reference-pipeline records' extra fields
@@ -392,6 +413,27 @@ def run_protocol(dataset_name: str, protocol: str | None = None, model_name: str
             "acc_std": std, "seeds": [r["seed"] for r in results], "accs": accs,
             "epochs": epochs,
             "seconds": round(time.perf_counter() - start, 2), "skipped_seeds": sorted(done)}
+
+
+def _split_seed(value: int | str | None, protocol: str, dataset: str) -> int | None:
+    from graphkit.errors import GraphError
+    if value is None:
+        return None
+    if protocol != "paper":
+        raise GraphError(f"split_seed: only the 'paper' protocol draws random splits, not "
+                         f"{protocol!r}")
+    if value == "reference":
+        if dataset not in REFERENCE_SPLIT_SEED:
+            raise GraphError(f"split_seed='reference': the reference code sets no seed for "
+                             f"{dataset!r} (it has {sorted(REFERENCE_SPLIT_SEED)})")
+        return REFERENCE_SPLIT_SEED[dataset]
+    try:
+        seed = int(value)
+    except (TypeError, ValueError):
+        raise GraphError(f"split_seed: expected an int or 'reference', got {value!r}") from None
+    if seed < 0:
+        raise GraphError(f"split_seed: expected a non-negative int, got {seed}")
+    return seed
 
 
 def run(args: argparse.Namespace) -> dict[str, Any] | None:
@@ -416,7 +458,8 @@ def run(args: argparse.Namespace) -> dict[str, Any] | None:
         result = run_protocol(args.dataset, args.protocol, args.model, args.seeds, args.epochs,
                               args.hidden, args.root, args.device, args.out, args.resume,
                               log if lead else None, patience=args.patience, write=lead,
-                              use_node_attr=getattr(args, "use_node_attr", False))
+                              use_node_attr=getattr(args, "use_node_attr", False),
+                              split_seed=getattr(args, "split_seed", None))
     if not lead:
         return None
     if not args.json:

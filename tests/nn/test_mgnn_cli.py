@@ -74,3 +74,43 @@ def test_use_node_attr_labels_and_refuses_node_sets(tmp_path):
     assert res["protocol"] == "cv5-attr"
     with pytest.raises(GraphError, match="use_node_attr"):
         run_protocol("karate", "paper", use_node_attr=True)
+
+
+def test_reference_split_is_the_reference_scripts_permutation(data_root, tmp_path, monkeypatch):
+    # MGNN_Node/main.py: torch.manual_seed(55), then PyG's RandomNodeSplit('train_rest', 500, 500).
+    import torch
+    import torch_geometric.transforms as T
+
+    import graphkit.nn
+    from graphkit.data import load
+    splits = []
+    original = graphkit.nn.fit_node
+
+    def spy(model, data, **kw):
+        splits.append(data)
+        return original(model, data, **kw)
+
+    monkeypatch.setattr("graphkit.nn.fit_node", spy)
+    out = tmp_path / "node.jsonl"
+    res = run_protocol("cora", "paper", "gcn", seeds=2, epochs=1, root=str(data_root),
+                       device="cpu", out=str(out), split_seed="reference")
+    assert res["protocol"] == "paper@55" and res["seeds"] == [0, 1]
+    torch.manual_seed(55)
+    ref = T.RandomNodeSplit("train_rest", num_val=500, num_test=500)(load("cora",
+                                                                         root=str(data_root)))
+    for split in splits:  # one split for both seeds: the seed only changes the initialization
+        for key in ("train_mask", "val_mask", "test_mask"):
+            assert torch.equal(split[key], ref[key])
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["protocol"], r["split_seed"]) for r in records] == [("paper@55", 55)] * 2
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(protocol="public", split_seed=3), "only the 'paper' protocol"),
+    (dict(protocol="paper", split_seed="lucky"), "an int or 'reference'"),
+    (dict(protocol="paper", split_seed=-1), "non-negative"),
+])
+def test_bad_split_seed(data_root, kwargs, match):
+    with pytest.raises(GraphError, match=match):
+        run_protocol("cora", model_name="gcn", seeds=1, epochs=1, root=str(data_root),
+                     device="cpu", **kwargs)
