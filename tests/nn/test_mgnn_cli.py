@@ -114,3 +114,11 @@ def test_bad_split_seed(data_root, kwargs, match):
     with pytest.raises(GraphError, match=match):
         run_protocol("cora", model_name="gcn", seeds=1, epochs=1, root=str(data_root),
                      device="cpu", **kwargs)
+
+
+def test_node_config_width_and_compress_reach_the_model():
+    from graphkit.commands.mgnn import NODE_CONFIG, build_model
+    cfg = NODE_CONFIG["cora"]
+    conv = build_model("mgnn", 10, 3, "node", **cfg).convs[0]
+    assert (conv.out_channels, conv.compress_channels) == (cfg["width"], cfg["compress_channels"])
+    assert build_model("mgnn", 10, 3, "node", 8, **cfg).convs[0].out_channels == 8  # hidden wins
