@@ -16,10 +16,19 @@ Stages (run in order; each resumes, and ``--shard i --shards n`` splits a stage 
   decay 5e-3;
 - ``D`` (Cora) and ``E`` (CiteSeer): capacity, which stages A-C left at the reference's: the best
   stage-B (Cora) / stage-C (CiteSeer) config with hidden width {16, 32, 64} x per-motif width d'
-  (``compress_channels``) {6, 12}.
+  (``compress_channels``) {6, 12};
+- ``F`` (Cora and CiteSeer): the PyG baselines GCN, GraphSAGE and GAT (2 layers), which until
+  then ran with the PyG-example settings while MGNN had stages A-E: lr {0.005, 0.01} x weight
+  decay {5e-4, 5e-3} x dropout {0.5, 0.8} x width {32, 64} per model and dataset; the winners
+  go to ``graphkit.commands.mgnn.BASELINE_NODE_CONFIG``;
+- ``G`` (Cora and CiteSeer): depth, which A-E left at the reference's one MotifConv layer: the
+  stage-D / stage-E winner with two layers of its width, and with two layers of widths
+  (width, C) as the reference's PubMed script has them; with Kaiming init (CiteSeer) both also
+  with Xavier init, since two Kaiming-initialized layers diverge.
 
 Run: ``GRAPHKIT_DATA=/work/shared/datasets OMP_NUM_THREADS=1 python -m benchmarks.mgnn_search
---stage A`` (then B, C, D, E); ``--best`` prints the per-config validation means and the choices.
+--stage A`` (then B, C, D, E, F, G); ``--best`` prints the per-config validation means and
+the choices.
 """
 
 from __future__ import annotations
@@ -50,10 +59,16 @@ REF = {"cora": dict(lr=0.011, weight_decay=16e-3, input_dropout=0.5, dropout=0.6
                         init="default", hidden=16)}
 KEYS = ("pairs", "init", "lr", "weight_decay", "hidden", "input_dropout", "dropout",
         "motif_dropout", "att_dropout", "att_act")
-LATER_KEYS = ("compress_channels",)
+LATER_KEYS = ("compress_channels", "num_layers", "widths")
+
+
+BASELINES = ("gcn", "sage", "gat")
+BASELINE_KEYS = ("lr", "weight_decay", "dropout", "width")
 
 
 def name_of(cfg: dict[str, Any]) -> str:
+    if cfg.get("model", "mgnn") != "mgnn":
+        return f"{cfg['model'].upper()}[" + ",".join(f"{k}={cfg[k]}" for k in BASELINE_KEYS) + "]"
     # Keys added after stage C (d') appear only when set, so earlier records keep their names.
     keys = KEYS + tuple(k for k in LATER_KEYS if k in cfg)
     return "MGNN[" + ",".join(f"{k}={cfg[k]}" for k in keys) + "]"
@@ -116,13 +131,47 @@ def stage_e() -> list[tuple[str, dict[str, Any]]]:
     return capacity("citeseer", best("citeseer", [c for _, c in stage_c()]))
 
 
+def stage_g() -> list[tuple[str, dict[str, Any]]]:
+    out = []
+    for dataset, stage in (("cora", stage_d), ("citeseer", stage_e)):
+        base = best(dataset, [c for _, c in stage()])
+        two = [dict(base, num_layers=2), dict(base, num_layers=2, widths=f"{base['hidden']},C")]
+        if base["init"] == "kaiming":
+            # Added after the first CiteSeer runs: with the reference's Kaiming-uniform init two
+            # layers diverge at once (initial loss 124, output std 35; validation accuracy at
+            # chance), and the reference's own two-layer scripts (PubMed) use Xavier.
+            two += [dict(c, init="xavier") for c in two]
+        out += [(dataset, c) for c in two]
+    return out
+
+
+def stage_f() -> list[tuple[str, dict[str, Any]]]:
+    grid = list(itertools.product((0.005, 0.01), (5e-4, 5e-3), (0.5, 0.8), (32, 64)))
+    return [(dataset, dict(model=m, lr=lr, weight_decay=wd, dropout=do, width=w))
+            for dataset in ("cora", "citeseer") for m in BASELINES for lr, wd, do, w in grid]
+
+
+def best_baselines() -> dict[str, dict[str, dict[str, Any]]]:
+    """Stage F's choice per model and dataset, as ``BASELINE_NODE_CONFIG`` holds it."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for dataset, model in itertools.product(("cora", "citeseer"), BASELINES):
+        cands = [c for d, c in stage_f() if d == dataset and c["model"] == model]
+        choice = best(dataset, cands)
+        out.setdefault(model, {})[dataset] = {k: choice[k] for k in BASELINE_KEYS}
+    return out
+
+
 def run_one(dataset: str, cfg: dict[str, Any], seed: int, data: Any) -> None:
     from graphkit.data import random_split
     from graphkit.runtime import seed_everything
     seed_everything(seed)
     split = random_split(data, 500, 500, seed=seed)
-    model = build_model("mgnn", data.num_features, int(data.y.max()) + 1, "node",
-                        cfg["hidden"], **{k: v for k, v in cfg.items() if k != "hidden"})
+    if cfg.get("model", "mgnn") != "mgnn":
+        model = build_model(cfg["model"], data.num_features, int(data.y.max()) + 1, "node",
+                            **{k: v for k, v in cfg.items() if k != "model"})
+    else:
+        model = build_model("mgnn", data.num_features, int(data.y.max()) + 1, "node",
+                            cfg["hidden"], **{k: v for k, v in cfg.items() if k != "hidden"})
     res = fit_node_early_stopping(model, split, EPOCHS, cfg["lr"], cfg["weight_decay"], PATIENCE,
                                   torch.device("cpu"))
     # Only validation numbers are kept: the search must never see test labels.
@@ -136,7 +185,7 @@ def run_one(dataset: str, cfg: dict[str, Any], seed: int, data: Any) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--stage", choices=("A", "B", "C", "D", "E"))
+    parser.add_argument("--stage", choices=("A", "B", "C", "D", "E", "F", "G"))
     parser.add_argument("--shard", type=int, default=0)
     parser.add_argument("--shards", type=int, default=1)
     parser.add_argument("--best", action="store_true", help="print validation means and choices")
@@ -150,15 +199,24 @@ def main() -> None:
                           ("B", lambda: best("cora", [c for _, c in stage_b()])),
                           ("C", lambda: best("citeseer", [c for _, c in stage_c()])),
                           ("D", lambda: best("cora", [c for _, c in stage_d()])),
-                          ("E", lambda: best("citeseer", [c for _, c in stage_e()]))):
+                          ("E", lambda: best("citeseer", [c for _, c in stage_e()])),
+                          ("G cora", lambda: best("cora", [c for d, c in stage_g() if d == "cora"]
+                                                  + [c for _, c in stage_d()])),
+                          ("G citeseer", lambda: best("citeseer", [c for d, c in stage_g()
+                                                                   if d == "citeseer"]
+                                                      + [c for _, c in stage_e()]))):
             try:
                 print(f"best {label}: {json.dumps(fn())}")
             except SystemExit as exc:
                 print(f"best {label}: {exc}")
+        try:
+            print(f"best F: {json.dumps(best_baselines())}")
+        except SystemExit as exc:
+            print(f"best F: {exc}")
         return
     from graphkit.data import load
     plan = {"A": stage_a, "B": stage_b, "C": stage_c, "D": stage_d,
-            "E": stage_e}[args.stage]()
+            "E": stage_e, "F": stage_f, "G": stage_g}[args.stage]()
     done = {(r["method"], r["dataset"], r["seed"]) for r in (read_records(OUT) if OUT.exists()
                                                              else [])}
     jobs = [(d, c, s) for d, c in plan for s in SEEDS]

@@ -52,6 +52,18 @@ NODE_CONFIG = {
                      motif_dropout=0.5, att_dropout=0.5, att_act="sigmoid", pairs="reference",
                      init="kaiming", width=32, compress_channels=6),
 }
+# Node-task PyG baselines: model -> dataset -> settings. Unlisted pairs get the PyG-example
+# defaults (lr 0.01, weight decay 5e-4, dropout 0.5, width 64; GAT 8 heads), as before the
+# baselines' own validation search (``benchmarks.mgnn_search --stage F``).
+BASELINE_NODE_DEFAULTS = dict(lr=0.01, weight_decay=5e-4, dropout=0.5, width=64)
+BASELINE_NODE_CONFIG: dict[str, dict[str, dict[str, Any]]] = {
+    "gcn": {"cora": dict(lr=0.005, weight_decay=5e-3, dropout=0.8, width=64),
+            "citeseer": dict(lr=0.01, weight_decay=5e-4, dropout=0.8, width=64)},
+    "sage": {"cora": dict(lr=0.01, weight_decay=5e-3, dropout=0.8, width=32),
+             "citeseer": dict(lr=0.01, weight_decay=5e-3, dropout=0.8, width=64)},
+    "gat": {"cora": dict(lr=0.005, weight_decay=5e-3, dropout=0.5, width=64),
+            "citeseer": dict(lr=0.01, weight_decay=5e-4, dropout=0.8, width=64)},
+}
 GRAPH_CONFIG = dict(lr=0.01, weight_decay=5e-3, dropout=0.5, motif_dropout=0.3, att_dropout=0.3,
                     att_act="tanh", batch_size=128)
 # ``cv5-ref``/``cv10-ref``: where the reference code's graph pipeline differs from ``cv5`` (paper
@@ -152,14 +164,23 @@ def build_model(name: str, in_channels: int, num_classes: int, task: str,
         return model
     from torch_geometric.nn.models import GAT, GCN, GIN, GraphSAGE
     cls = {"gcn": GCN, "sage": GraphSAGE, "gat": GAT, "gin": GIN}[name]
-    hidden = hidden or 64
     layers = num_layers or (2 if task == "node" else 3)
     if task == "node":
+        # ``cfg`` holds the baseline's own settings (``BASELINE_NODE_CONFIG``), never MGNN's.
+        hidden = hidden or cfg.get("width", 64)
         # GAT: 8 heads of width hidden / 8 concatenated (Velickovic et al.'s Cora setting).
         extra = {"heads": 8} if name == "gat" else {}
-        return cls(in_channels, hidden, layers, num_classes, dropout=0.5, **extra)
+        return cls(in_channels, hidden, layers, num_classes, dropout=cfg.get("dropout", 0.5),
+                   **extra)
+    hidden = hidden or 64
     return PooledBaseline(cls(in_channels, hidden, layers, hidden, dropout=0.5), hidden,
                           num_classes)
+
+
+def baseline_node_config(model_name: str, dataset: str) -> dict[str, Any]:
+    """A node-task PyG baseline's settings on ``dataset``: its validation-searched ones from
+    :data:`BASELINE_NODE_CONFIG` where present, else :data:`BASELINE_NODE_DEFAULTS`."""
+    return dict(BASELINE_NODE_DEFAULTS, **BASELINE_NODE_CONFIG.get(model_name, {}).get(dataset, {}))
 
 
 INITS = ("default", "xavier", "kaiming")
@@ -342,8 +363,9 @@ def run_protocol(dataset_name: str, protocol: str | None = None, model_name: str
     start = time.perf_counter()
     if kind == "node":
         data = load(dataset_name, root=root, **load_kw)
-        cfg = NODE_CONFIG.get(ds_label, NODE_CONFIG["cora"])
-        lr, wd = (cfg["lr"], cfg["weight_decay"]) if model_name == "mgnn" else (0.01, 5e-4)
+        cfg = NODE_CONFIG.get(ds_label, NODE_CONFIG["cora"]) if model_name == "mgnn" else \
+            baseline_node_config(model_name, ds_label)
+        lr, wd = cfg["lr"], cfg["weight_decay"]
         epochs = epochs or 200
         plan = list(range(seeds))
     else:
@@ -396,7 +418,7 @@ def run_protocol(dataset_name: str, protocol: str | None = None, model_name: str
             metrics = {"acc": res["test_acc"], "best_epoch": res["best_epoch"]}
             if split_seed is not None:
                 extra["split_seed"] = split_seed
-            if model_name == "mgnn":
+            if model_name == "mgnn" or kind == "node":
                 extra["config"] = {k: v for k, v in cfg.items() if k not in ("lr", "weight_decay")}
             if kind == "graph" and node_attr:  # the reference-pipeline records' extra fields
                 metrics["val_acc"] = res["val_acc"]

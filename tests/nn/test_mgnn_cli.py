@@ -122,3 +122,24 @@ def test_node_config_width_and_compress_reach_the_model():
     conv = build_model("mgnn", 10, 3, "node", **cfg).convs[0]
     assert (conv.out_channels, conv.compress_channels) == (cfg["width"], cfg["compress_channels"])
     assert build_model("mgnn", 10, 3, "node", 8, **cfg).convs[0].out_channels == 8  # hidden wins
+
+
+@pytest.mark.parametrize("model", ["gcn", "sage", "gat"])
+def test_node_baselines_get_their_own_config_not_mgnns(data_root, tmp_path, monkeypatch, model):
+    import graphkit.commands.mgnn as cmd
+    monkeypatch.setitem(cmd.BASELINE_NODE_CONFIG, model,
+                        {"cora": dict(lr=0.005, weight_decay=5e-3, dropout=0.8, width=48)})
+    built = []
+    original = cmd.build_model
+    monkeypatch.setattr(cmd, "build_model",
+                        lambda *a, **kw: built.append(original(*a, **kw)) or built[-1])
+    out = tmp_path / "node.jsonl"
+    run_protocol("cora", "paper", model, seeds=1, epochs=1, root=str(data_root), device="cpu",
+                 out=str(out))
+    (net,) = built
+    assert net.hidden_channels == 48 and net.dropout.p == 0.8  # not MGNN's 32 / 0.6
+    (record,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert (record["lr"], record["weight_decay"]) == (0.005, 5e-3)
+    assert record["config"] == dict(dropout=0.8, width=48)
+    # CiteSeer is not listed for the patched model: the PyG-tutorial defaults.
+    assert cmd.baseline_node_config(model, "citeseer") == cmd.BASELINE_NODE_DEFAULTS
