@@ -50,3 +50,16 @@ def test_emo_on_cuda():
 def test_resolve_device_auto_is_cuda():
     from graphkit.runtime import resolve_device
     assert resolve_device("auto").type == "cuda"
+
+
+def test_mgnn_torch_compile_matches_eager_on_cuda():
+    # The issue calls torch.compile support "a plus": graph breaks are allowed, wrong numbers not.
+    from graphkit.data import load
+    from graphkit.nn import MGNN
+    torch.manual_seed(0)
+    data = load("ba-shapes").to("cuda")
+    model = MGNN(data.num_features, 16, 4).to("cuda").eval()
+    with torch.no_grad():
+        eager = model(data.x, data.edge_index)
+        compiled = torch.compile(model)(data.x, data.edge_index)
+    torch.testing.assert_close(compiled, eager, rtol=1e-4, atol=1e-4)
