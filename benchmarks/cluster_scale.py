@@ -33,6 +33,7 @@ def one(n: int, seed: int, device: str) -> dict:
     from graphkit.cluster import CCGC
     from graphkit.data import load
     from graphkit.metrics import cluster_scores
+    from graphkit.runtime import resolve_device
     start = time.perf_counter()
     data = load("sbm", num_nodes=n, num_clusters=16, seed=seed)
     gen_s = time.perf_counter() - start
@@ -44,7 +45,8 @@ def one(n: int, seed: int, device: str) -> dict:
     out = {"nodes": n, "edges": int(data.edge_index.size(1)) // 2, "seconds": seconds,
            "cpu_seconds": usage.ru_utime + usage.ru_stime,
            "generate_seconds": gen_s, "peak_rss_gb": peak, "metrics": scores,
-           "device": str(model.embedding_.device)}
+           # embedding_ is handed back on the CPU; the device that trained is the resolved one
+           "device": str(resolve_device(device))}
     try:
         import torch
         if torch.cuda.is_available() and device != "cpu":
