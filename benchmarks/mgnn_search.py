@@ -26,8 +26,17 @@ Stages (run in order; each resumes, and ``--shard i --shards n`` splits a stage 
   (width, C) as the reference's PubMed script has them; with Kaiming init (CiteSeer) both also
   with Xavier init, since two Kaiming-initialized layers diverge.
 
+- ``H`` (MUTAG and ENZYMES, graph classification): the ``cv5-ref`` pipeline (reference features,
+  motif matrices, Kaiming init, 300 epochs, batch 128, per fold the epoch of lowest validation
+  loss), whose lr, weight decay and widths were never searched: lr {0.01, 0.001} x weight decay
+  {5e-3, 5e-4} x widths {reference (16, C, C), 64 wide}, for MGNN and for the four PyG baselines
+  (widths {32, 64}, as stage F); the score is the validation accuracy at the selected epoch,
+  averaged over the five splits (validation = the fold before the test fold; records
+  ``cv5-ref-val``, the test folds are never evaluated into a record). Winners go to
+  ``graphkit.commands.mgnn.GRAPH_SEARCHED``; ``--device cuda`` and shards run it on a lent GPU.
+
 Run: ``GRAPHKIT_DATA=/work/shared/datasets OMP_NUM_THREADS=1 python -m benchmarks.mgnn_search
---stage A`` (then B, C, D, E, F, G); ``--best`` prints the per-config validation means and
+--stage A`` (then B, C, D, E, F, G, H); ``--best`` prints the per-config validation means and
 the choices.
 """
 
@@ -43,7 +52,15 @@ import numpy as np
 import torch
 
 from benchmarks.harness import RESULTS, append_record, make_record, read_records
-from graphkit.commands.mgnn import build_model, fit_node_early_stopping
+from graphkit.commands.mgnn import (
+    REF_EPOCHS,
+    REF_GRAPH_CONFIG,
+    build_model,
+    fit_node_early_stopping,
+    fold_indices,
+    prepare_graph_folds,
+    run_graph_fold,
+)
 
 OUT = RESULTS / "mgnn_search.jsonl"
 SEEDS = (0, 1, 2)
@@ -64,9 +81,17 @@ LATER_KEYS = ("compress_channels", "num_layers", "widths")
 
 BASELINES = ("gcn", "sage", "gat")
 BASELINE_KEYS = ("lr", "weight_decay", "dropout", "width")
+GRAPH_SETS = ("mutag", "enzymes")
+GRAPH_MODELS = ("mgnn", "gcn", "sage", "gat", "gin")
+GRAPH_FOLDS = range(5)
+GRAPH_PROTOCOL = "cv5-ref-val"
 
 
 def name_of(cfg: dict[str, Any]) -> str:
+    if cfg.get("task") == "graph":
+        size = f"widths={cfg['widths']}" if cfg["model"] == "mgnn" else f"width={cfg['width']}"
+        return (f"{cfg['model'].upper()}-graph[lr={cfg['lr']},weight_decay="
+                f"{cfg['weight_decay']},{size}]")
     if cfg.get("model", "mgnn") != "mgnn":
         return f"{cfg['model'].upper()}[" + ",".join(f"{k}={cfg[k]}" for k in BASELINE_KEYS) + "]"
     # Keys added after stage C (d') appear only when set, so earlier records keep their names.
@@ -79,22 +104,25 @@ def stage_a() -> list[tuple[str, dict[str, Any]]]:
             for p, i in itertools.product(("all", "edges", "reference"), ("default", "xavier"))]
 
 
-def means(dataset: str) -> dict[str, tuple[float, int, dict[str, Any]]]:
-    """Mean validation accuracy per config name over the recorded seeds."""
+def means(dataset: str, protocol: str = PROTOCOL) -> dict[str, tuple[float, int, dict[str, Any]]]:
+    """Mean validation accuracy per config name over the recorded seeds (or folds)."""
     acc: dict[str, list[float]] = {}
     cfgs: dict[str, dict[str, Any]] = {}
     for r in read_records(OUT) if OUT.exists() else []:
-        if r["dataset"] == dataset and r["protocol"] == PROTOCOL:
+        if r["dataset"] == dataset and r["protocol"] == protocol:
             acc.setdefault(r["method"], []).append(r["metrics"]["val_acc"])
             cfgs[r["method"]] = r["config"]
     return {k: (float(np.mean(v)), len(v), cfgs[k]) for k, v in acc.items()}
 
 
 def best(dataset: str, candidates: list[dict[str, Any]]) -> dict[str, Any]:
-    """The candidate with the highest mean validation accuracy over all of SEEDS."""
-    table = means(dataset)
+    """The candidate with the highest mean validation accuracy over all of SEEDS (graph
+    candidates: over all of GRAPH_FOLDS); ties go to the earlier candidate."""
+    graph = candidates[0].get("task") == "graph"
+    table = means(dataset, GRAPH_PROTOCOL if graph else PROTOCOL)
+    need = len(GRAPH_FOLDS) if graph else len(SEEDS)
     scored = [(table[name_of(c)][0], i, c) for i, c in enumerate(candidates)
-              if name_of(c) in table and table[name_of(c)][1] == len(SEEDS)]
+              if name_of(c) in table and table[name_of(c)][1] == need]
     if len(scored) < len(candidates):
         raise SystemExit(f"{len(candidates) - len(scored)} configs of the previous stage are "
                          "unfinished; run it first")
@@ -151,6 +179,47 @@ def stage_f() -> list[tuple[str, dict[str, Any]]]:
             for dataset in ("cora", "citeseer") for m in BASELINES for lr, wd, do, w in grid]
 
 
+def stage_h() -> list[tuple[str, dict[str, Any]]]:
+    out = []
+    for dataset, model in itertools.product(GRAPH_SETS, GRAPH_MODELS):
+        sizes = (("widths", "16,C,C"), ("widths", "64,64,64")) if model == "mgnn" else \
+            (("width", 32), ("width", 64))
+        for lr, wd, (key, size) in itertools.product((0.01, 0.001), (5e-3, 5e-4), sizes):
+            out.append((dataset, {"task": "graph", "model": model, "lr": lr,
+                                  "weight_decay": wd, key: size}))
+    return out
+
+
+def best_graph() -> dict[str, dict[str, dict[str, Any]]]:
+    """Stage H's choice per model and dataset, as ``GRAPH_SEARCHED`` holds it."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for dataset, model in itertools.product(GRAPH_SETS, GRAPH_MODELS):
+        choice = best(dataset, [c for d, c in stage_h() if d == dataset and c["model"] == model])
+        out.setdefault(model, {})[dataset] = {k: v for k, v in choice.items()
+                                              if k not in ("task", "model")}
+    return out
+
+
+def run_graph_one(dataset: str, cfg: dict[str, Any], fold: int, prepared: tuple,
+                  device: torch.device) -> None:
+    from graphkit.runtime import seed_everything
+    graphs, folds, num_classes = prepared
+    settings = {k: v for k, v in cfg.items() if k not in ("task", "model")}
+    full = dict(REF_GRAPH_CONFIG, **settings) if cfg["model"] == "mgnn" else settings
+    seed_everything(fold)  # as cv5-ref: the fold index seeds the initialization
+    model = build_model(cfg["model"], graphs[0].num_features, num_classes, "graph", **full)
+    train_idx, val_idx, test_idx = fold_indices(folds, fold, len(graphs))
+    # The test fold goes in only because fit_graph reads it at the selected epoch; its number is
+    # dropped here. The validation fold is the fold before the test fold, as in cv5-ref.
+    res = run_graph_fold(model, graphs, train_idx, val_idx, test_idx, REF_EPOCHS, cfg["lr"],
+                         cfg["weight_decay"], REF_GRAPH_CONFIG["batch_size"], device, fold)
+    append_record(OUT, make_record(name_of(cfg), dataset, GRAPH_PROTOCOL, fold,
+                                   {"val_acc": res["val_acc"], "best_epoch": res["best_epoch"]},
+                                   res["seconds"], device, config=cfg, epochs=REF_EPOCHS))
+    print(f"{dataset} {name_of(cfg)} fold {fold}: val {res['val_acc']:.4f} "
+          f"(epoch {res['best_epoch']}, {res['seconds']:.0f} s)", flush=True)
+
+
 def best_baselines() -> dict[str, dict[str, dict[str, Any]]]:
     """Stage F's choice per model and dataset, as ``BASELINE_NODE_CONFIG`` holds it."""
     out: dict[str, dict[str, dict[str, Any]]] = {}
@@ -185,7 +254,12 @@ def run_one(dataset: str, cfg: dict[str, Any], seed: int, data: Any) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--stage", choices=("A", "B", "C", "D", "E", "F", "G"))
+    parser.add_argument("--stage", choices=("A", "B", "C", "D", "E", "F", "G", "H"))
+    parser.add_argument("--device", default="cpu", help="stage H: where the folds train")
+    parser.add_argument("--datasets", nargs="*", default=list(GRAPH_SETS),
+                        help="stage H: only these datasets")
+    parser.add_argument("--models", nargs="*", default=list(GRAPH_MODELS),
+                        help="stage H: only these models")
     parser.add_argument("--shard", type=int, default=0)
     parser.add_argument("--shards", type=int, default=1)
     parser.add_argument("--best", action="store_true", help="print validation means and choices")
@@ -209,16 +283,24 @@ def main() -> None:
                 print(f"best {label}: {json.dumps(fn())}")
             except SystemExit as exc:
                 print(f"best {label}: {exc}")
-        try:
-            print(f"best F: {json.dumps(best_baselines())}")
-        except SystemExit as exc:
-            print(f"best F: {exc}")
+        for label, fn in (("F", best_baselines), ("H", best_graph)):
+            try:
+                print(f"best {label}: {json.dumps(fn())}")
+            except SystemExit as exc:
+                print(f"best {label}: {exc}")
+        for dataset in GRAPH_SETS:
+            for name, (mean, n, _) in sorted(means(dataset, GRAPH_PROTOCOL).items(),
+                                             key=lambda kv: -kv[1][0]):
+                print(f"{dataset} {mean:.4f} ({n} folds) {name}")
         return
     from graphkit.data import load
     plan = {"A": stage_a, "B": stage_b, "C": stage_c, "D": stage_d,
-            "E": stage_e, "F": stage_f, "G": stage_g}[args.stage]()
+            "E": stage_e, "F": stage_f, "G": stage_g, "H": stage_h}[args.stage]()
     done = {(r["method"], r["dataset"], r["seed"]) for r in (read_records(OUT) if OUT.exists()
                                                              else [])}
+    if args.stage == "H":
+        graph_stage(plan, done, args)
+        return
     jobs = [(d, c, s) for d, c in plan for s in SEEDS]
     jobs = [j for i, j in enumerate(jobs) if i % args.shards == args.shard]
     cache: dict[str, Any] = {}
@@ -230,6 +312,28 @@ def main() -> None:
             cache[dataset] = load(dataset)
         run_one(dataset, cfg, seed, cache[dataset])
     print(f"stage {args.stage} shard {args.shard}: {time.perf_counter() - start:.0f} s")
+
+
+def graph_stage(plan: list[tuple[str, dict[str, Any]]], done: set, args: argparse.Namespace
+                ) -> None:
+    """Stage H's folds, this shard's share, skipping recorded ones; data prepared once per
+    dataset and model kind (MGNN needs the motif matrices, the baselines do not)."""
+    from graphkit.runtime import resolve_device
+    device = resolve_device(args.device)
+    jobs = [(d, c, f) for d, c in plan for f in GRAPH_FOLDS
+            if d in args.datasets and c["model"] in args.models]
+    jobs = [j for i, j in enumerate(jobs) if i % args.shards == args.shard]
+    prepared: dict[tuple[str, bool], tuple] = {}
+    start = time.perf_counter()
+    for dataset, cfg, fold in jobs:
+        if (name_of(cfg), dataset, fold) in done:
+            continue
+        key = (dataset, cfg["model"] == "mgnn")
+        if key not in prepared:
+            prepared[key] = prepare_graph_folds(dataset, len(GRAPH_FOLDS), cfg["model"],
+                                                REF_GRAPH_CONFIG, use_node_attr=True)
+        run_graph_one(dataset, cfg, fold, prepared[key], device)
+    print(f"stage H shard {args.shard}: {time.perf_counter() - start:.0f} s")
 
 
 if __name__ == "__main__":

@@ -75,6 +75,12 @@ GRAPH_CONFIG = dict(lr=0.01, weight_decay=5e-3, dropout=0.5, motif_dropout=0.3, 
 REF_GRAPH_CONFIG = dict(GRAPH_CONFIG, pairs="reference", init="kaiming", widths="16,C,C",
                         features="use_node_attr")
 REF_EPOCHS = 300
+# ``cv5-ref-searched``: the ``cv5-ref`` pipeline with lr, weight decay and width chosen per model
+# and dataset on VALIDATION accuracy (``benchmarks.mgnn_search --stage H``: the validation fold of
+# each of the five splits, test folds never read). Model -> dataset -> settings merged over
+# :data:`REF_GRAPH_CONFIG` (MGNN) or the graph baselines' defaults (lr 0.01, weight decay 5e-3,
+# width 64).
+GRAPH_SEARCHED: dict[str, dict[str, dict[str, Any]]] = {}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -172,7 +178,7 @@ def build_model(name: str, in_channels: int, num_classes: int, task: str,
         extra = {"heads": 8} if name == "gat" else {}
         return cls(in_channels, hidden, layers, num_classes, dropout=cfg.get("dropout", 0.5),
                    **extra)
-    hidden = hidden or 64
+    hidden = hidden or cfg.get("width", 64)
     return PooledBaseline(cls(in_channels, hidden, layers, hidden, dropout=0.5), hidden,
                           num_classes)
 
@@ -250,6 +256,32 @@ def _graph_features(dataset: Any) -> list:
     return graphs
 
 
+def prepare_graph_folds(dataset_name: str, folds: int, model_name: str, cfg: dict[str, Any],
+                        root: str | None = None, **load_kw: Any) -> tuple[list, list, int]:
+    """Load a graph-classification set as the graph protocols use it: features (one-hot degree
+    where there are none), MGNN's motif matrices (the reference's when ``cfg["pairs"]`` is
+    ``"reference"``), and the stratified ``folds``-fold split with seed 12345.
+    Returns ``(graphs, folds, num_classes)``."""
+    from graphkit.data import AddMotifAdjacency, load
+    from graphkit.data.splits import stratified_kfold
+    data = load(dataset_name, root=root, **load_kw)
+    graphs = _graph_features(data)
+    if model_name == "mgnn" and cfg.get("pairs") == "reference":
+        _store_reference_motifs(graphs)
+    elif model_name == "mgnn":
+        graphs = [AddMotifAdjacency()(g) for g in graphs]
+    return graphs, stratified_kfold(graphs, folds, seed=12345), int(data.num_classes)
+
+
+def fold_indices(folds: list, fold: int, num_graphs: int
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The reference's split for ``fold``: test = that fold, validation = the previous one,
+    training = the rest. Returns ``(train_idx, val_idx, test_idx)``."""
+    test_idx, val_idx = folds[fold][1], folds[fold - 1][1]
+    train_idx = np.setdiff1d(np.arange(num_graphs), np.concatenate([test_idx, val_idx]))
+    return train_idx, val_idx, test_idx
+
+
 def run_graph_fold(model: nn.Module, graphs: list, train_idx: np.ndarray, val_idx: np.ndarray,
                    test_idx: np.ndarray, epochs: int, lr: float, weight_decay: float,
                    batch_size: int, device: torch.device, seed: int) -> dict[str, Any]:
@@ -307,8 +339,8 @@ def run_protocol(dataset_name: str, protocol: str | None = None, model_name: str
                  resume: bool = False, log: Any = None,
                  load_kwargs: dict[str, Any] | None = None,
                  patience: int | None = None, write: bool = True,
-                 use_node_attr: bool = False, split_seed: int | str | None = None
-                 ) -> dict[str, Any]:
+                 use_node_attr: bool = False, split_seed: int | str | None = None,
+                 searched: bool = False) -> dict[str, Any]:
     """Run one (model, dataset, protocol) and return per-seed accuracies and their summary
     (``load_kwargs`` go to :func:`graphkit.data.load`, e.g. ``num_graphs`` for synthetic sets;
     ``patience`` turns on early stopping for node tasks, recorded as protocol ``<protocol>-es``).
@@ -318,9 +350,10 @@ def run_protocol(dataset_name: str, protocol: str | None = None, model_name: str
     ``cv5``/``cv10`` the TUDataset continuous node attributes too (protocol ``<protocol>-attr``);
     the ``-ref`` protocols always use them. Other graph sets keep their own features.
     ``split_seed`` (``paper`` only) fixes one split for all seeds, ``"reference"`` being the
-    reference script's (:data:`REFERENCE_SPLIT_SEED`); protocol ``paper@<split seed>``."""
-    from graphkit.data import AddMotifAdjacency, load, public_split, random_split, spec
-    from graphkit.data.splits import stratified_kfold
+    reference script's (:data:`REFERENCE_SPLIT_SEED`); protocol ``paper@<split seed>``.
+    ``searched`` (``-ref`` protocols) applies :data:`GRAPH_SEARCHED`; protocol
+    ``<protocol>-searched``."""
+    from graphkit.data import load, public_split, random_split, spec
     from graphkit.errors import GraphError
     from graphkit.nn import fit_node
     from graphkit.runtime import resolve_device, seed_everything
@@ -346,12 +379,17 @@ def run_protocol(dataset_name: str, protocol: str | None = None, model_name: str
     if patience is not None and (not isinstance(patience, int) or patience < 1):
         raise GraphError(f"patience: expected a positive int, got {patience!r}")
     split_seed = _split_seed(split_seed, protocol, entry.name if entry else dataset_name)
+    ds_label = entry.name if entry else dataset_name
+    if searched and (not reference or ds_label not in GRAPH_SEARCHED.get(model_name, {})):
+        raise GraphError(f"searched: no searched settings for {model_name!r} on {ds_label!r} "
+                         f"under {protocol!r} (GRAPH_SEARCHED covers the -ref protocols of "
+                         f"{ {m: sorted(d) for m, d in GRAPH_SEARCHED.items()} })")
     label = protocol if split_seed is None else f"{protocol}@{split_seed}"
+    label = f"{label}-searched" if searched else label
     label = f"{label}-es" if patience and kind == "node" else label
     if use_node_attr and not reference:
         label = f"{protocol}-attr"
     node_attr = use_node_attr or reference
-    ds_label = entry.name if entry else dataset_name
     done: set[int] = set()
     if out and resume:
         from graphkit.records import done_seeds
@@ -370,19 +408,17 @@ def run_protocol(dataset_name: str, protocol: str | None = None, model_name: str
         plan = list(range(seeds))
     else:
         cfg = REF_GRAPH_CONFIG if reference else GRAPH_CONFIG
+        if model_name != "mgnn":
+            cfg = {k: cfg[k] for k in ("lr", "weight_decay", "batch_size")}
+        if searched:
+            cfg = dict(cfg, **GRAPH_SEARCHED[model_name][ds_label])
         lr, wd = cfg["lr"], cfg["weight_decay"]
         epochs = epochs or (REF_EPOCHS if reference else 100)
         k = 5 if protocol.startswith("cv5") else 10
         plan = [seed for seed in range(min(seeds, k)) if seed not in done]
         if plan:  # with every fold done, skip loading and motif counting
-            data = load(dataset_name, root=root, **load_kw)
-            num_classes = int(data.num_classes)
-            graphs = _graph_features(data)
-            if model_name == "mgnn" and cfg.get("pairs") == "reference":
-                _store_reference_motifs(graphs)
-            elif model_name == "mgnn":
-                graphs = [AddMotifAdjacency()(g) for g in graphs]
-            folds = stratified_kfold(graphs, k, seed=12345)
+            graphs, folds, num_classes = prepare_graph_folds(dataset_name, k, model_name, cfg,
+                                                             root, **load_kw)
     for seed in plan:
         if seed in done:
             continue
@@ -397,9 +433,7 @@ def run_protocol(dataset_name: str, protocol: str | None = None, model_name: str
             else:
                 res = fit_node(model, split, epochs=epochs, lr=lr, weight_decay=wd, device=dev)
         else:
-            test_idx = folds[seed][1]
-            val_idx = folds[seed - 1][1]
-            train_idx = np.setdiff1d(np.arange(len(graphs)), np.concatenate([test_idx, val_idx]))
+            train_idx, val_idx, test_idx = fold_indices(folds, seed, len(graphs))
             model = build_model(model_name, graphs[0].num_features, num_classes, "graph",
                                 hidden, **cfg)
             cpu = time.process_time()
@@ -418,7 +452,7 @@ def run_protocol(dataset_name: str, protocol: str | None = None, model_name: str
             metrics = {"acc": res["test_acc"], "best_epoch": res["best_epoch"]}
             if split_seed is not None:
                 extra["split_seed"] = split_seed
-            if model_name == "mgnn" or kind == "node":
+            if model_name == "mgnn" or kind == "node" or searched:
                 extra["config"] = {k: v for k, v in cfg.items() if k not in ("lr", "weight_decay")}
             if kind == "graph" and node_attr:  # the reference-pipeline records' extra fields
                 metrics["val_acc"] = res["val_acc"]
