@@ -12,6 +12,7 @@ init, 300 epochs; the library protocol of :func:`graphkit.commands.mgnn.run_prot
 
     python -m benchmarks.mgnn --graph-ref --only mutag enzymes --models mgnn gcn gin
     python -m benchmarks.mgnn --graph-ref --ref-folds 10 --only mutag --models mgnn gcn gin
+    python -m benchmarks.mgnn --graph-ref --searched --only mutag enzymes   # cv5-ref-searched
 
 ``--reference-split`` runs the node sets on the reference scripts' own split (Cora split seed 55,
 CiteSeer 161: protocol ``paper@55`` / ``paper@161``), the seed changing only the
@@ -59,12 +60,13 @@ def build_reference_mgnn(in_channels: int, num_classes: int) -> torch.nn.Module:
 
 
 def run_reference_cv(dataset: str, model_name: str, epochs: int = REF_EPOCHS, folds: int = 5,
-                     log: Any = print) -> list[float]:
+                     log: Any = print, searched: bool = False) -> list[float]:
     """``cv5-ref`` (``folds=5``) or ``cv10-ref`` for one model and dataset through
-    :func:`~graphkit.commands.mgnn.run_protocol`; one record per fold to ``OUT``, resumable.
+    :func:`~graphkit.commands.mgnn.run_protocol` (``searched``: with the stage-H settings,
+    protocol ``cv5-ref-searched``); one record per fold to ``OUT``, resumable.
     Returns the test accuracies of the folds run now."""
     res = run_protocol(dataset, f"cv{folds}-ref", model_name, folds, epochs, out=str(OUT),
-                       resume=True, device="cpu", log=log)
+                       resume=True, device="cpu", log=log, searched=searched)
     return res["accs"]
 
 
@@ -90,13 +92,18 @@ def main() -> None:
                              f"--ref-epochs, default {REF_EPOCHS}) for --only and --models")
     parser.add_argument("--ref-epochs", type=int, default=REF_EPOCHS)
     parser.add_argument("--ref-folds", type=int, choices=(5, 10), default=5)
+    parser.add_argument("--searched", action="store_true",
+                        help="--graph-ref with the validation-searched settings "
+                             "(GRAPH_SEARCHED, benchmarks.mgnn_search stage H)")
     args = parser.parse_args()
     if args.graph_ref:
         for dataset in args.only or ("mutag", "enzymes"):
             for model in args.models:
-                accs = run_reference_cv(dataset, model, args.ref_epochs, args.ref_folds)
+                accs = run_reference_cv(dataset, model, args.ref_epochs, args.ref_folds,
+                                        searched=args.searched)
                 if accs:
-                    print(f"== {model} {dataset} cv{args.ref_folds}-ref: new folds "
+                    print(f"== {model} {dataset} cv{args.ref_folds}-ref"
+                          f"{'-searched' if args.searched else ''}: new folds "
                           f"{np.mean(accs):.4f} ± {np.std(accs):.4f}", flush=True)
         return
     if args.reference_split:

@@ -98,6 +98,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--use-node-attr", action="store_true",
                         help="TUDataset graph sets: continuous node attributes plus labels as "
                              "features (records '<protocol>-attr'); always on under *-ref")
+    parser.add_argument("--searched", action="store_true",
+                        help="cv5-ref/cv10-ref: lr, weight decay and width from the validation "
+                             "search (GRAPH_SEARCHED); records '<protocol>-searched'")
     parser.add_argument("--root", default=None, help="dataset root")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", default=None, help="append one JSONL record per seed/fold")
@@ -515,7 +518,8 @@ def run(args: argparse.Namespace) -> dict[str, Any] | None:
                               args.hidden, args.root, args.device, args.out, args.resume,
                               log if lead else None, patience=args.patience, write=lead,
                               use_node_attr=getattr(args, "use_node_attr", False),
-                              split_seed=getattr(args, "split_seed", None))
+                              split_seed=getattr(args, "split_seed", None),
+                              searched=getattr(args, "searched", False))
     if not lead:
         return None
     if not args.json:

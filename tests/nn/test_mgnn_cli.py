@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
+import graphkit.commands.mgnn as cmd
 from graphkit.commands.mgnn import run_protocol
 from graphkit.errors import GraphError
 
@@ -44,7 +46,6 @@ def test_public_protocol_with_early_stopping(data_root, model):
 
 
 def test_reference_protocol_builds_widths_16_c_c_and_records(tmp_path, monkeypatch):
-    import graphkit.commands.mgnn as cmd
     built = []
 
     def spy(*args, **kwargs):
@@ -126,7 +127,6 @@ def test_node_config_width_and_compress_reach_the_model():
 
 @pytest.mark.parametrize("model", ["gcn", "sage", "gat"])
 def test_node_baselines_get_their_own_config_not_mgnns(data_root, tmp_path, monkeypatch, model):
-    import graphkit.commands.mgnn as cmd
     monkeypatch.setitem(cmd.BASELINE_NODE_CONFIG, model,
                         {"cora": dict(lr=0.005, weight_decay=5e-3, dropout=0.8, width=48)})
     built = []
@@ -143,3 +143,44 @@ def test_node_baselines_get_their_own_config_not_mgnns(data_root, tmp_path, monk
     assert record["config"] == dict(dropout=0.8, width=48)
     # CiteSeer is not listed for the patched model: the PyG-tutorial defaults.
     assert cmd.baseline_node_config(model, "citeseer") == cmd.BASELINE_NODE_DEFAULTS
+
+
+def test_fold_indices_partition_the_graphs():
+    from graphkit.commands.mgnn import fold_indices
+    folds = [(None, np.arange(i, 20, 5)) for i in range(5)]
+    for fold in range(5):
+        train, val, test = fold_indices(folds, fold, 20)
+        assert set(test) == set(folds[fold][1]) and set(val) == set(folds[fold - 1][1])
+        assert sorted(np.concatenate([train, val, test]).tolist()) == list(range(20))
+
+
+@pytest.mark.parametrize("model_name,key,value", [("mgnn", "widths", "32,C,C"),
+                                                  ("gin", "width", 16)])
+def test_searched_graph_settings_are_applied_and_labelled(tmp_path, monkeypatch, model_name,
+                                                          key, value):
+    built = []
+
+    def spy(*args, **kwargs):
+        built.append(cmd_build(*args, **kwargs))
+        return built[-1]
+
+    cmd_build = cmd.build_model
+    monkeypatch.setattr(cmd, "build_model", spy)
+    monkeypatch.setattr(cmd, "GRAPH_SEARCHED", {model_name: {"triangles-squares": {
+        "lr": 0.001, "weight_decay": 5e-4, key: value}}})
+    out = tmp_path / "mgnn.jsonl"
+    res = run_protocol("triangles-squares", "cv5-ref", model_name, seeds=1, epochs=1,
+                       device="cpu", out=str(out), load_kwargs=dict(num_graphs=30),
+                       searched=True)
+    assert res["protocol"] == "cv5-ref-searched"
+    (record,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert record["lr"] == 0.001 and record["weight_decay"] == 5e-4
+    assert record["config"][key] == value
+    (model,) = built
+    if model_name == "mgnn":
+        assert [c.out_channels for c in model.convs] == [32, 2, 2]
+    else:
+        assert model.head[0].in_features == 16
+    with pytest.raises(GraphError, match="searched"):
+        run_protocol("triangles-squares", "cv5", model_name, seeds=1, epochs=1, searched=True,
+                     load_kwargs=dict(num_graphs=30))
