@@ -45,15 +45,21 @@ def test_public_protocol_with_early_stopping(data_root, model):
     assert 0.0 <= res["acc_mean"] <= 1.0
 
 
-def test_reference_protocol_builds_widths_16_c_c_and_records(tmp_path, monkeypatch):
-    built = []
+@pytest.fixture
+def built(monkeypatch) -> list:
+    """The models ``run_protocol`` builds, in order."""
+    models: list = []
+    real = cmd.build_model
 
     def spy(*args, **kwargs):
-        built.append(cmd_build(*args, **kwargs))
-        return built[-1]
+        models.append(real(*args, **kwargs))
+        return models[-1]
 
-    cmd_build = cmd.build_model
     monkeypatch.setattr(cmd, "build_model", spy)
+    return models
+
+
+def test_reference_protocol_builds_widths_16_c_c_and_records(tmp_path, built):
     out = tmp_path / "mgnn.jsonl"
     res = run_protocol("triangles-squares", "cv5-ref", "mgnn", seeds=1, epochs=2, device="cpu",
                        out=str(out), load_kwargs=dict(num_graphs=30))
@@ -156,16 +162,8 @@ def test_fold_indices_partition_the_graphs():
 
 @pytest.mark.parametrize("model_name,key,value", [("mgnn", "widths", "32,C,C"),
                                                   ("gin", "width", 16)])
-def test_searched_graph_settings_are_applied_and_labelled(tmp_path, monkeypatch, model_name,
-                                                          key, value):
-    built = []
-
-    def spy(*args, **kwargs):
-        built.append(cmd_build(*args, **kwargs))
-        return built[-1]
-
-    cmd_build = cmd.build_model
-    monkeypatch.setattr(cmd, "build_model", spy)
+def test_searched_graph_settings_are_applied_and_labelled(tmp_path, monkeypatch, built,
+                                                          model_name, key, value):
     monkeypatch.setattr(cmd, "GRAPH_SEARCHED", {model_name: {"triangles-squares": {
         "lr": 0.001, "weight_decay": 5e-4, key: value}}})
     out = tmp_path / "mgnn.jsonl"
