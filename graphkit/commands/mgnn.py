@@ -81,11 +81,16 @@ REF_EPOCHS = 300
 # :data:`REF_GRAPH_CONFIG` (MGNN) or the graph baselines' defaults (lr 0.01, weight decay 5e-3,
 # width 64).
 GRAPH_SEARCHED: dict[str, dict[str, dict[str, Any]]] = {
-    "mgnn": {"mutag": dict(lr=0.01, weight_decay=5e-4, widths="64,64,64")},
-    "gcn": {"mutag": dict(lr=0.01, weight_decay=5e-3, width=64)},
-    "sage": {"mutag": dict(lr=0.01, weight_decay=5e-4, width=64)},
-    "gat": {"mutag": dict(lr=0.01, weight_decay=5e-3, width=64)},
-    "gin": {"mutag": dict(lr=0.01, weight_decay=5e-4, width=64)},
+    "mgnn": {"mutag": dict(lr=0.01, weight_decay=5e-4, widths="64,64,64"),
+             "enzymes": dict(lr=0.01, weight_decay=5e-3, widths="16,C,C")},
+    "gcn": {"mutag": dict(lr=0.01, weight_decay=5e-3, width=64),
+            "enzymes": dict(lr=0.001, weight_decay=5e-3, width=64)},
+    "sage": {"mutag": dict(lr=0.01, weight_decay=5e-4, width=64),
+             "enzymes": dict(lr=0.01, weight_decay=5e-4, width=64)},
+    "gat": {"mutag": dict(lr=0.01, weight_decay=5e-3, width=64),
+            "enzymes": dict(lr=0.01, weight_decay=5e-3, width=64)},
+    "gin": {"mutag": dict(lr=0.01, weight_decay=5e-4, width=64),
+            "enzymes": dict(lr=0.001, weight_decay=5e-4, width=64)},
 }
 
 
