@@ -17,3 +17,9 @@ def test_stage_h_grid_has_eight_configs_with_the_reference_one(dataset, model):
     assert len(configs) == len({name_of(c) for c in configs}) == 8
     reference = {"widths": "16,C,C"} if model == "mgnn" else {"width": 64}
     assert dict(task="graph", model=model, lr=0.01, weight_decay=5e-3, **reference) in configs
+
+
+def test_graph_searched_is_the_stage_h_choice():
+    from benchmarks.mgnn_search import best_graph
+    from graphkit.commands.mgnn import GRAPH_SEARCHED
+    assert best_graph() == GRAPH_SEARCHED
