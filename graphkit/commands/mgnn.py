@@ -422,7 +422,7 @@ def run_protocol(dataset_name: str, protocol: str | None = None, model_name: str
         plan = list(range(seeds))
     else:
         cfg = REF_GRAPH_CONFIG if reference else GRAPH_CONFIG
-        if model_name != "mgnn":
+        if model_name != "mgnn":  # the baselines take the training settings, not MGNN's
             cfg = {k: cfg[k] for k in ("lr", "weight_decay", "batch_size")}
         if searched:
             cfg = dict(cfg, **GRAPH_SEARCHED[model_name][ds_label])
