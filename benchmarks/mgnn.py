@@ -93,7 +93,7 @@ def main() -> None:
     parser.add_argument("--ref-epochs", type=int, default=REF_EPOCHS)
     parser.add_argument("--ref-folds", type=int, choices=(5, 10), default=5)
     parser.add_argument("--searched", action="store_true",
-                        help="--graph-ref with the validation-searched settings "
+                        help="--graph-ref (5 folds only) with the validation-searched settings "
                              "(GRAPH_SEARCHED, benchmarks.mgnn_search stage H)")
     args = parser.parse_args()
     if args.graph_ref:

@@ -110,8 +110,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="TUDataset graph sets: continuous node attributes plus labels as "
                              "features (records '<protocol>-attr'); always on under *-ref")
     parser.add_argument("--searched", action="store_true",
-                        help="cv5-ref/cv10-ref: lr, weight decay and width from the validation "
-                             "search (GRAPH_SEARCHED); records '<protocol>-searched'")
+                        help="cv5-ref: lr, weight decay and width from the validation search "
+                             "(GRAPH_SEARCHED); records 'cv5-ref-searched'")
     parser.add_argument("--root", default=None, help="dataset root")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", default=None, help="append one JSONL record per seed/fold")
@@ -365,8 +365,8 @@ def run_protocol(dataset_name: str, protocol: str | None = None, model_name: str
     the ``-ref`` protocols always use them. Other graph sets keep their own features.
     ``split_seed`` (``paper`` only) fixes one split for all seeds, ``"reference"`` being the
     reference script's (:data:`REFERENCE_SPLIT_SEED`); protocol ``paper@<split seed>``.
-    ``searched`` (``-ref`` protocols) applies :data:`GRAPH_SEARCHED`; protocol
-    ``<protocol>-searched``."""
+    ``searched`` (``cv5-ref`` only) applies :data:`GRAPH_SEARCHED`; protocol
+    ``cv5-ref-searched``."""
     from graphkit.data import load, public_split, random_split, spec
     from graphkit.errors import GraphError
     from graphkit.nn import fit_node
@@ -394,9 +394,11 @@ def run_protocol(dataset_name: str, protocol: str | None = None, model_name: str
         raise GraphError(f"patience: expected a positive int, got {patience!r}")
     split_seed = _split_seed(split_seed, protocol, entry.name if entry else dataset_name)
     ds_label = entry.name if entry else dataset_name
-    if searched and (not reference or ds_label not in GRAPH_SEARCHED.get(model_name, {})):
+    # The search scored the cv5-ref validation folds; under cv10-ref those graphs are test
+    # graphs, so the searched settings apply to cv5-ref only.
+    if searched and (protocol != "cv5-ref" or ds_label not in GRAPH_SEARCHED.get(model_name, {})):
         raise GraphError(f"searched: no searched settings for {model_name!r} on {ds_label!r} "
-                         f"under {protocol!r} (GRAPH_SEARCHED covers the -ref protocols of "
+                         f"under {protocol!r} (GRAPH_SEARCHED covers cv5-ref for "
                          f"{ {m: sorted(d) for m, d in GRAPH_SEARCHED.items()} })")
     label = protocol if split_seed is None else f"{protocol}@{split_seed}"
     label = f"{label}-searched" if searched else label

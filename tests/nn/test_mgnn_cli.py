@@ -179,6 +179,7 @@ def test_searched_graph_settings_are_applied_and_labelled(tmp_path, monkeypatch,
         assert [c.out_channels for c in model.convs] == [32, 2, 2]
     else:
         assert model.head[0].in_features == 16
-    with pytest.raises(GraphError, match="searched"):
-        run_protocol("triangles-squares", "cv5", model_name, seeds=1, epochs=1, searched=True,
-                     load_kwargs=dict(num_graphs=30))
+    for protocol in ("cv5", "cv10-ref"):  # cv10-ref tests on the graphs the search validated on
+        with pytest.raises(GraphError, match="searched"):
+            run_protocol("triangles-squares", protocol, model_name, seeds=1, epochs=1,
+                         searched=True, load_kwargs=dict(num_graphs=30))
