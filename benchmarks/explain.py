@@ -39,7 +39,6 @@ def speed(seed: int, epochs: int, subset: int, out: Path, device: str = "cpu") -
     dev = resolve_device(device)
     data = load("ba-shapes").to(dev)
     model, _ = train_node_model(data, "gcn", seed=seed, epochs=1000, device=dev)
-    model = model.to(dev)
     targets = data.node_mask.nonzero().view(-1)
 
     def timed(name: str, index: torch.Tensor, **kw: Any) -> float:

@@ -3,10 +3,9 @@
 # $OUT (or ./gpu-results). The GPU image has torch, torch_geometric, scikit-learn, networkx, tqdm,
 # pytest and hypothesis; graphkit runs from the checkout through PYTHONPATH, nothing is installed.
 #
-# Data: GRAPHKIT_DATA if set, else ../shared/datasets, else ./.gpudata (the device machine does not
-# get ../shared; copy Planetoid/Cora there first and carry it:
+# Data (benchmarks/gpu_env.sh): on the device machine, Planetoid/Cora in .gpudata, carried:
 #   mkdir -p .gpudata/Planetoid && cp -r ../shared/datasets/Planetoid/Cora .gpudata/Planetoid/
-# and pass carry=[".gpudata"]; `.gpudata/` is git-ignored). Processed files go to a temp cache.
+# Processed files go to a temp cache.
 #
 # Records land in benchmarks/results/*.jsonl there and come back as $OUT/results.tgz; merge the
 # new lines into the local files and run `python -m benchmarks.report`. Budget: about 6 minutes
@@ -15,15 +14,9 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-gpu-results}
 mkdir -p "$OUT"
-export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
-if [ -z "${GRAPHKIT_DATA:-}" ]; then
-  for d in "$PWD/../shared/datasets" "$PWD/.gpudata"; do
-    if [ -d "$d" ]; then export GRAPHKIT_DATA=$d; break; fi
-  done
-fi
+. benchmarks/gpu_env.sh
 GRAPHKIT_CACHE=${GRAPHKIT_CACHE:-$(mktemp -d)}
 export GRAPHKIT_CACHE
-PY=${PYTHON:-python3}
 {
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
   $PY -c "import torch, torch_geometric; print(torch.__version__, torch_geometric.__version__, torch.cuda.get_device_name(0))"

@@ -6,18 +6,13 @@
 # finished fold is one record; shards stop at STAGE_H_SECONDS (default 460) and whatever is left
 # resumes anywhere with the same command on CPU. Records come back as $OUT/search.tgz; merge the
 # new lines of benchmarks/results/mgnn_search.jsonl into the local file.
-# Data: as benchmarks/gpu_check.sh, with TUDataset/MUTAG and TUDataset/ENZYMES in .gpudata too.
+# Data (benchmarks/gpu_env.sh): TUDataset/MUTAG and TUDataset/ENZYMES in .gpudata, carried.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-gpu-results}
 mkdir -p "$OUT"
-export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1
-if [ -z "${GRAPHKIT_DATA:-}" ]; then
-  for d in "$PWD/../shared/datasets" "$PWD/.gpudata"; do
-    if [ -d "$d" ]; then export GRAPHKIT_DATA=$d; break; fi
-  done
-fi
-PY=${PYTHON:-python3}
+. benchmarks/gpu_env.sh
+export OMP_NUM_THREADS=1
 LIMIT=${STAGE_H_SECONDS:-460}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1 | tee "$OUT/env.txt"
 run_shards() {  # $1 = shard count, rest = selection

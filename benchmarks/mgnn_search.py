@@ -58,6 +58,7 @@ from graphkit.commands.mgnn import (
     build_model,
     fit_node_early_stopping,
     fold_indices,
+    graph_settings,
     prepare_graph_folds,
     run_graph_fold,
 )
@@ -204,15 +205,15 @@ def run_graph_one(dataset: str, cfg: dict[str, Any], fold: int, prepared: tuple,
                   device: torch.device) -> None:
     from graphkit.runtime import seed_everything
     graphs, folds, num_classes = prepared
-    settings = {k: v for k, v in cfg.items() if k not in ("task", "model")}
-    full = dict(REF_GRAPH_CONFIG, **settings) if cfg["model"] == "mgnn" else settings
+    full = dict(graph_settings(cfg["model"], reference=True),
+                **{k: v for k, v in cfg.items() if k not in ("task", "model")})
     seed_everything(fold)  # as cv5-ref: the fold index seeds the initialization
     model = build_model(cfg["model"], graphs[0].num_features, num_classes, "graph", **full)
     train_idx, val_idx, test_idx = fold_indices(folds, fold, len(graphs))
     # The test fold goes in only because fit_graph reads it at the selected epoch; its number is
     # dropped here. The validation fold is the fold before the test fold, as in cv5-ref.
-    res = run_graph_fold(model, graphs, train_idx, val_idx, test_idx, REF_EPOCHS, cfg["lr"],
-                         cfg["weight_decay"], REF_GRAPH_CONFIG["batch_size"], device, fold)
+    res = run_graph_fold(model, graphs, train_idx, val_idx, test_idx, REF_EPOCHS, full["lr"],
+                         full["weight_decay"], full["batch_size"], device, fold)
     append_record(OUT, make_record(name_of(cfg), dataset, GRAPH_PROTOCOL, fold,
                                    {"val_acc": res["val_acc"], "best_epoch": res["best_epoch"]},
                                    res["seconds"], device, config=cfg, epochs=REF_EPOCHS))

@@ -270,6 +270,19 @@ def _graph_features(dataset: Any) -> list:
     return graphs
 
 
+def graph_settings(model_name: str, reference: bool, dataset: str | None = None
+                   ) -> dict[str, Any]:
+    """A graph-task model's settings: :data:`REF_GRAPH_CONFIG` (``reference``) or
+    :data:`GRAPH_CONFIG`, the baselines keeping only the training keys (MGNN's model keys would
+    mislabel their records); with ``dataset``, :data:`GRAPH_SEARCHED`'s choice merged on top."""
+    cfg = REF_GRAPH_CONFIG if reference else GRAPH_CONFIG
+    if model_name != "mgnn":
+        cfg = {k: cfg[k] for k in ("lr", "weight_decay", "batch_size")}
+    if dataset is not None:
+        cfg = dict(cfg, **GRAPH_SEARCHED[model_name][dataset])
+    return dict(cfg)
+
+
 def prepare_graph_folds(dataset_name: str, folds: int, model_name: str, cfg: dict[str, Any],
                         root: str | None = None, **load_kw: Any) -> tuple[list, list, int]:
     """Load a graph-classification set as the graph protocols use it: features (one-hot degree
@@ -423,11 +436,7 @@ def run_protocol(dataset_name: str, protocol: str | None = None, model_name: str
         epochs = epochs or 200
         plan = list(range(seeds))
     else:
-        cfg = REF_GRAPH_CONFIG if reference else GRAPH_CONFIG
-        if model_name != "mgnn":  # the baselines take the training settings, not MGNN's
-            cfg = {k: cfg[k] for k in ("lr", "weight_decay", "batch_size")}
-        if searched:
-            cfg = dict(cfg, **GRAPH_SEARCHED[model_name][ds_label])
+        cfg = graph_settings(model_name, reference, ds_label if searched else None)
         lr, wd = cfg["lr"], cfg["weight_decay"]
         epochs = epochs or (REF_EPOCHS if reference else 100)
         k = 5 if protocol.startswith("cv5") else 10
