@@ -1,5 +1,7 @@
 """NSEG explainer benchmark: PN, PS, FNS, AUC, recall@k, size and seconds per instance.
 
+Paper: https://arxiv.org/abs/2212.07056 (Cai et al., NSEG).
+
 Usage::
 
     OMP_NUM_THREADS=1 python -m benchmarks.explain [--datasets ba-shapes tree-cycles ...]
@@ -103,10 +105,19 @@ def _train_gcn(dataset: str, seed: int, variant: str) -> torch.nn.Module:
 SELECT_STARTS = ((0.0, 1.0), (2.0, 0.0), (3.0, 0.0))
 SELECT_GRID = [{"alpha": a, "lr": lr, "init": init, "beta": beta}
                for init, beta in SELECT_STARTS for a in (0.005, 0.05) for lr in (0.01, 0.1)]
+# Every winner of SELECT_GRID sits on its boundary (lr 0.1 everywhere; init 3 or alpha 0.005 on
+# most), so `--select-grid extended` continues the grid past those edges: later starts, a
+# smaller size weight and a larger step, without the entropy term (which lost everywhere).
+# It contains the winners of SELECT_GRID with beta 0, so the same rule can keep them.
+SELECT_GRID_EXTENDED = [{"alpha": a, "lr": lr, "init": init, "beta": 0.0}
+                        for init in (2.0, 3.0, 4.0, 5.0) for a in (0.0005, 0.005, 0.05)
+                        for lr in (0.1, 0.3)]
+SELECT_GRIDS = {"base": SELECT_GRID, "extended": SELECT_GRID_EXTENDED}
 
 
 def select(datasets: list[str], epochs: int, nodes: int, out: Path, graph_seed: int = 1,
-           model_name: str = "gcn", model_seeds: tuple[int, ...] = (100, 101)) -> None:
+           model_name: str = "gcn", model_seeds: tuple[int, ...] = (100, 101),
+           grid: str = "base") -> None:
     """Choose NSEG's (alpha, lr, init, beta) per dataset without the benchmark's ground truth:
     on a separately generated graph (generator seed ``graph_seed``; the benchmark uses seed 0)
     with separately trained models of the benchmark's kind (``model_name``, seeds
@@ -128,7 +139,7 @@ def select(datasets: list[str], epochs: int, nodes: int, out: Path, graph_seed: 
         k = int(nseg_settings(dataset, model_name)["k"])
         idx = _targets(data, nodes)
         best = None
-        for point in SELECT_GRID:
+        for point in SELECT_GRIDS[grid]:
             start = time.perf_counter()
             aucs, fnss = [], []
             for ms, (model, info) in zip(model_seeds, models, strict=True):
@@ -250,9 +261,15 @@ def main(argv: list[str] | None = None) -> None:
                         help="gnnexplainer (default: sum aggregation, L2-normalised layers) or "
                              "pyg (the earlier symmetric-normalised GCN); records of the pyg "
                              "variant carry 'gcn-pyg' in their protocol")
+    parser.add_argument("--pgexplainer-epochs", type=int, default=None,
+                        help="PGExplainer's passes over all targets (default 30); rows run "
+                             "with another count say so in their protocol")
     parser.add_argument("--select", action="store_true",
                         help="only run the (alpha, lr, init, beta) selection on a separate "
                              "generator seed")
+    parser.add_argument("--select-grid", choices=sorted(SELECT_GRIDS), default="base",
+                        help="--select: the grid (extended continues the base grid past the "
+                             "edges its winners sit on)")
     parser.add_argument("--objective-check", action="store_true",
                         help="only compare NSEG's loss at its masks with its loss at the "
                              "ground-truth motif (benchmark graph and models)")
@@ -270,7 +287,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.select:
         select(args.datasets, args.epochs, args.nodes or 10, RESULTS / "explain_select.jsonl",
-               model_name=args.models[0])
+               model_name=args.models[0], grid=args.select_grid)
         return
     out = RESULTS / "explain.jsonl"
     for dataset in args.datasets:
@@ -288,12 +305,15 @@ def main(argv: list[str] | None = None) -> None:
                     start = time.perf_counter()
                     metrics, res, model, _ = evaluate(dataset, name, model_name, seed=seed,
                                                       nodes=args.nodes, epochs=args.epochs,
-                                                      model=model, device="auto")
+                                                      model=model, device="auto",
+                                                      pgexplainer_epochs=args.pgexplainer_epochs)
                     print(f"[explain] {dataset} {model_name} {name} seed={seed} "
                           + " ".join(f"{k}={v:.3f}" for k, v in metrics.items()
                                      if isinstance(v, float)), flush=True)
                     what = "test graphs" if dataset in ("mutag", "enzymes") else "motif nodes"
                     protocol = f"{'all' if args.nodes is None else args.nodes} {what}"
+                    if name == "pgexplainer" and args.pgexplainer_epochs not in (None, 30):
+                        protocol += f", pgexplainer {args.pgexplainer_epochs} epochs"
                     # The model's training settings are part of the protocol: rows of
                     # differently trained models must not be averaged together.
                     variant = _variant(getattr(model, "_graphkit_info", {}))

@@ -1,5 +1,7 @@
 """MGNN accuracy benchmark: MGNN and PyG GCN/GraphSAGE/GAT/GIN under the MGNN paper's protocols.
 
+Paper: https://arxiv.org/abs/2112.14900 (Chen et al., IEEE TNNLS 2023).
+
 Appends one record per seed (node sets) or fold (graph sets) to ``benchmarks/results/mgnn.jsonl``
 and resumes where a previous run stopped. Run (2 shared CPU cores; the full list takes hours)::
 

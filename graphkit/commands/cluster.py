@@ -1,5 +1,8 @@
 """``graphkit cluster``: CCGC deep graph clustering under the ``paper`` or ``honest`` protocol.
 
+Paper: Yang et al., "Cluster-guided Contrastive Graph Clustering Network", AAAI 2023,
+https://arxiv.org/abs/2301.01098.
+
 * ``paper``: the released loop (``variant="reference"``), K-means every 10 epochs, and per seed the
   evaluation with the best ACC against the ground truth (oracle epoch selection, as published).
 * ``honest``: the same training, no label anywhere; the partition is the K-means consensus of all
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +54,7 @@ def hyperparams(dataset: str) -> dict[str, Any]:
 
 def run_seed(data: Any, n_clusters: int, seed: int, protocol: str = "paper",
              device: str = "auto", distributed: bool = False,
+             on_evaluation: Callable[..., Any] | None = None,
              **overrides: Any) -> dict[str, Any]:
     """Train CCGC once and score it under both protocols.
 
@@ -58,7 +63,8 @@ def run_seed(data: Any, n_clusters: int, seed: int, protocol: str = "paper",
     partition (``labels_``), ``last`` K-means on the final embedding. ``metrics`` is the one
     ``protocol`` asks for. Labels are used only here, after each K-means, never by the model.
     With ``distributed`` (inside a process group) every rank must call it; all get the same
-    result.
+    result. ``on_evaluation(model, epoch, labels, embedding)``, if given, is called after every
+    K-means refresh, with the model being trained (for analyses of the training run).
     """
     from graphkit.cluster import CCGC
     from graphkit.metrics import cluster_scores
@@ -68,8 +74,13 @@ def run_seed(data: Any, n_clusters: int, seed: int, protocol: str = "paper",
     start, cpu_start = time.perf_counter(), time.process_time()
     model = CCGC(n_clusters, device=device, random_state=seed, variant="reference",
                  selection="consensus", distributed=distributed, **params)
-    model.fit(data, callback=lambda epoch, labels, _z: evals.append(
-        (epoch, cluster_scores(y, labels))))
+
+    def callback(epoch: int, labels: np.ndarray, z: Any) -> None:
+        evals.append((epoch, cluster_scores(y, labels)))
+        if on_evaluation is not None:
+            on_evaluation(model, epoch, labels, z)
+
+    model.fit(data, callback=callback)
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     best_epoch, paper = evals[0]
     for epoch, m in evals:

@@ -1,5 +1,7 @@
 """``graphkit mgnn``: train MGNN (or a PyG baseline) under the MGNN paper's protocols.
 
+Paper: Chen et al., "Motif Graph Neural Network", IEEE TNNLS 2023, https://arxiv.org/abs/2112.14900.
+
 Node tasks: ``paper`` (random 500 validation / 500 test nodes, the rest for training, one split
 per seed) or ``public`` (Planetoid split). Graph tasks: ``cv5``/``cv10`` stratified folds with seed
 12345; for fold ``i`` the test set is fold ``i``, the validation set fold ``i - 1``, the rest

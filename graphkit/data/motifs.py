@@ -22,7 +22,8 @@ reciprocated pair; M7 a reciprocated pair pointing at a sink; M8 out-wedge ``a <
 M13 ``a <-> c <-> b``.
 
 Everything is computed with sparse matrix products over ``A``, ``A^T`` and ``B`` (scipy when no
-gradient is needed, torch sparse tensors with autograd when ``edge_weight`` requires grad).
+gradient is needed; when ``edge_weight`` requires grad, a replay of the graph's recorded sparsity
+pattern with torch gathers and ``index_add``, see :mod:`graphkit.data.motif_tape`).
 Self-loops are ignored (a motif needs three distinct nodes) and duplicate edges are merged
 (maximum weight).
 """

@@ -1,12 +1,12 @@
 """Explanation metrics: PN, PS, FNS on hard explanations, and ground-truth AUC / recall@k.
 
 PN / PS / FNS follow CF² (Tan et al., WWW 2022, https://arxiv.org/abs/2202.08816) as NSEG
-evaluates them: PN is the fraction of instances whose prediction changes when the hard
-explanation is removed, PS the fraction whose prediction is kept with the explanation alone, and
-FNS = 2 PN PS / (PN + PS). For edge masks, "removed" means edge weight 0 in every message-passing
-layer (PyG's ``set_masks``), so PN = PyG ``fidelity``'s fid+ and PS = 1 - fid-, and FNS is
-``characterization_score`` with equal weights. Removed node features are replaced by the
-counterfactual features X_cf (not zeros).
+(Cai et al., https://arxiv.org/abs/2212.07056) evaluates them: PN is the fraction of instances
+whose prediction changes when the hard explanation is removed, PS the fraction whose prediction
+is kept with the explanation alone, and FNS = 2 PN PS / (PN + PS). For edge masks, "removed"
+means edge weight 0 in every message-passing layer (PyG's ``set_masks``), so PN = PyG
+``fidelity``'s fid+ and PS = 1 - fid-, and FNS is ``characterization_score`` with equal weights.
+Removed node features are replaced by the counterfactual features X_cf (not zeros).
 """
 
 from __future__ import annotations

@@ -87,7 +87,8 @@ def explain_targets(name: str, model: torch.nn.Module, x: Tensor, edge_index: Te
                     index: Any = None, *, epochs: int = 500, seed: int = 0,
                     batch_size: int = 128, task_level: str = "node",
                     nseg_kw: dict[str, Any] | None = None, root: int | None = 0,
-                    sync: bool = True, **kwargs: Any) -> BatchExplanation | None:
+                    sync: bool = True, pgexplainer_epochs: int | None = None,
+                    **kwargs: Any) -> BatchExplanation | None:
     """Explain every target in ``index`` with explainer ``name`` (one of
     :data:`~graphkit.explain.EXPLAINERS`), in chunks of ``batch_size`` targets, sharded over the
     ranks when a process group is initialised (``torchrun ... --distributed``, or inside
@@ -111,6 +112,9 @@ def explain_targets(name: str, model: torch.nn.Module, x: Tensor, edge_index: Te
         root: the rank that receives the merged explanation (others get ``None``); ``None``:
             every rank gets it.
         sync: broadcast the model from rank 0 first.
+        pgexplainer_epochs: PGExplainer's passes over all targets (default
+            :data:`~graphkit.explain.baselines.PGEXPLAINER_EPOCHS`; see
+            :func:`~graphkit.explain.baselines.run_explainer`).
         **kwargs: further model arguments (``batch`` for graph tasks).
 
     Returns:
@@ -127,8 +131,9 @@ def explain_targets(name: str, model: torch.nn.Module, x: Tensor, edge_index: Te
         if world > 1:
             raise GraphError("pgexplainer: trains one explainer network on all targets and "
                              "cannot be sharded; run it without --distributed")
+        pg = {} if pgexplainer_epochs is None else {"pgexplainer_epochs": pgexplainer_epochs}
         res = run_explainer(name, model, x, edge_index, index, epochs=epochs, seed=seed,
-                            task_level=task_level, **kwargs)
+                            task_level=task_level, **pg, **kwargs)
         res.seconds = time.perf_counter() - start
         return res
     idx = _num_targets(x, index, task_level, kwargs)

@@ -117,7 +117,8 @@ class MGNN(nn.Module):
             changes; each conv's output is ``13 * d'`` wide (``compress_channels``) either way.
         out_channels: number of classes.
         num_layers: MotifConv layers (reference: 1 on Cora/CiteSeer, 2 on PubMed, 3 for graphs);
-            default 1, or the length of a ``hidden_channels`` sequence (which must match it).
+            default the reference's 1 for ``task="node"`` and 3 for ``task="graph"``, or the
+            length of a ``hidden_channels`` sequence (which must match it).
         task: ``"node"`` or ``"graph"``.
         motifs: motif selection, default all 13.
         dropout: dropout after each conv (node) / before each conv and the last Linear (graph).
@@ -137,7 +138,7 @@ class MGNN(nn.Module):
         super().__init__()
         if task not in ("node", "graph"):
             raise GraphError(f"task: expected 'node' or 'graph', got {task!r}")
-        widths = self._widths(hidden_channels, num_layers)
+        widths = self._widths(hidden_channels, num_layers, 3 if task == "graph" else 1)
         num_layers = len(widths)
         if not isinstance(out_channels, int) or out_channels < 1:
             raise GraphError(f"out_channels: expected a positive int, got {out_channels!r}")
@@ -177,7 +178,7 @@ class MGNN(nn.Module):
         self.reset_parameters()
 
     @staticmethod
-    def _widths(hidden_channels: Any, num_layers: Any) -> tuple[int, ...]:
+    def _widths(hidden_channels: Any, num_layers: Any, default_layers: int) -> tuple[int, ...]:
         """The conv widths, one per layer, from an int or a sequence of ints."""
         if num_layers is not None and (isinstance(num_layers, bool)
                                        or not isinstance(num_layers, int) or num_layers < 1):
@@ -191,7 +192,7 @@ class MGNN(nn.Module):
                 raise GraphError(f"hidden_channels: {len(widths)} widths {list(widths)} for "
                                  f"num_layers={num_layers}; give one width per conv")
         else:
-            widths = (hidden_channels,) * (num_layers or 1)
+            widths = (hidden_channels,) * (num_layers or default_layers)
         for w in widths:
             if isinstance(w, bool) or not isinstance(w, int) or w < 1:
                 raise GraphError(f"hidden_channels: expected positive ints, got "

@@ -23,9 +23,9 @@ The equations follow the official code as summarised in the project's paper note
 * :class:`ModalMask` - the 25 % / 25 % / 50 % masked-modal training transform.
 
 Differences from the official head, all deliberate and small: heads are two-layer MLPs without the
-GroupLayerNorm, there is no velocity output, no query denoising, and no image-backbone / LiDAR
-backbone (any BEV map and image feature maps are accepted; toy backbones live in
-:mod:`graphkit.vision.cmt_toy`).
+GroupLayerNorm, there is no velocity output, query denoising is optional (``dn_groups``, off by
+default), and there is no image-backbone / LiDAR backbone (any BEV map and image feature maps are
+accepted; toy backbones live in :mod:`graphkit.vision.cmt_toy`).
 """
 
 from __future__ import annotations

@@ -362,7 +362,7 @@ def load_digits_split(seed: int = 0, test_size: float = 0.33,
 
 
 def run_attack(attack: str = "doorping", method: str = "dd", *, clip_trigger: bool = False,
-               portion: float = 0.05, trigger_size: int = 2, target: int = 0, seed: int = 0,
+               portion: float = 0.01, trigger_size: int = 2, target: int = 0, seed: int = 0,
                dd_config: DDConfig | None = None, dc_config: DCConfig | None = None,
                hidden: int = 128, trigger_steps: int = 1000, eval_nets: int = 3,
                eval_epochs: int = 300, include_target: bool = False,
@@ -377,7 +377,8 @@ def run_attack(attack: str = "doorping", method: str = "dd", *, clip_trigger: bo
         attack: ``"clean"``, ``"naive"`` or ``"doorping"``.
         method: ``"dd"`` or ``"dc"``.
         clip_trigger: keep DOORPING's trigger inside the valid pixel range.
-        portion: share of the real training set poisoned.
+        portion: share of the real training set poisoned (the paper's 1 % by default; the
+            benchmark and tests pass 5 %, as the toy training set is small).
         trigger_size: side of the square patch.
         target: target label.
         seed: data split, model init, poisoning and distillation seed.

@@ -52,3 +52,13 @@ def test_concurrent_appends_lose_no_record(tmp_path):
     assert len(records) == 75
     assert sorted((r["metrics"]["w"], r["seed"]) for r in records) == [
         (w, i) for w in range(3) for i in range(25)]
+
+
+def test_report_counts_the_latest_run_of_a_seed(tmp_path):
+    path = tmp_path / "results" / "toy.jsonl"
+    for seed, acc in ((0, 0.1), (1, 0.7), (0, 0.5), (None, 0.2), (None, 0.4)):
+        harness.append_record(path, harness.make_record("m", "d", "p", seed, {"acc": acc}, 1.0))
+    kept = report.latest_per_seed(harness.read_records(path))
+    assert sorted((repr(r["seed"]), r["metrics"]["acc"]) for r in kept) == [
+        ("0", 0.5), ("1", 0.7), ("None", 0.2), ("None", 0.4)]
+    assert "| m | d | p | 0.4500 ± 0.1803 | 4 |" in report.render(tmp_path / "results")

@@ -72,6 +72,33 @@ def test_reference_skips_lowest_cluster_only_in_reference():
     assert torch.any(fixed[:4] != 0)
 
 
+@pytest.mark.parametrize("variant", ["reference", "fixed"])
+def test_fit_skips_lowest_cluster_only_in_reference(sbm, monkeypatch, variant):
+    """Through ``CCGC.fit`` itself, whichever path it takes (the numba kernels get only the
+    kept clusters' rows; the fallback gets ``skip_first``)."""
+    import graphkit.cluster.ccgc as ccgc
+    seen: dict = {"used": [], "present": []}
+    loss, confident = ccgc.cluster_guided_loss, ccgc.high_confidence
+
+    def spy_confident(*args, **kwargs):
+        seen["confident"] = confident(*args, **kwargs)
+        return seen["confident"]
+
+    def spy_loss(z1, z2, labels, rows, *args, skip_first=False, **kwargs):
+        used = sorted(set(labels[rows].tolist()))
+        seen["used"].append(used[1:] if skip_first else used)
+        seen["present"].append(sorted(set(seen["labels"][seen["confident"]].tolist())))
+        return loss(z1, z2, labels, rows, *args, skip_first=skip_first, **kwargs)
+
+    monkeypatch.setattr(ccgc, "high_confidence", spy_confident)
+    monkeypatch.setattr(ccgc, "cluster_guided_loss", spy_loss)
+    model = CCGC(4, random_state=0, variant=variant, **{**SMALL, "epochs": 14})
+    model.fit(sbm, lambda epoch, labels, z: seen.update(labels=torch.as_tensor(labels)))
+    assert len(seen["used"]) == 14 - SMALL["warmup"] - 1
+    for used, present in zip(seen["used"], seen["present"], strict=True):
+        assert used == (present[1:] if variant == "reference" else present)
+
+
 def _grads_after(variant, data):
     model = CCGC(4, random_state=0, variant=variant, **{**SMALL, "epochs": 3, "warmup": 5})
     model.fit(data)

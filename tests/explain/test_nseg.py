@@ -158,6 +158,21 @@ def test_baselines_run(ba, name):
     assert float(res.edge_mask.min()) >= 0 and float(res.edge_mask.max()) <= 1
 
 
+def test_pgexplainer_runs_with_its_own_epoch_count(ba, monkeypatch):
+    from torch_geometric.explain import PGExplainer
+    data, model = ba
+    calls = []
+    train = PGExplainer.train
+    monkeypatch.setattr(PGExplainer, "train",
+                        lambda self, epoch, *a, **k: calls.append(epoch) or train(self, epoch,
+                                                                                  *a, **k))
+    res = run_explainer("pgexplainer", model, data.x, data.edge_index, _targets()[:2], epochs=7,
+                        pgexplainer_epochs=2)
+    assert sorted(set(calls)) == [0, 1] and len(calls) == 4  # 2 passes over 2 targets
+    assert res.edge_mask.shape == res.sub.edge_ids.shape
+    assert float(res.edge_mask.min()) >= 0 and float(res.edge_mask.max()) <= 1
+
+
 def test_harden_topk_per_instance():
     mask = torch.tensor([0.1, 0.9, 0.5, 0.2, 0.8, 0.3])
     seg = torch.tensor([0, 0, 0, 1, 1, 1])

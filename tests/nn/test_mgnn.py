@@ -256,6 +256,11 @@ def test_per_layer_widths_shapes_and_state_dict():
     assert MGNN(4, 8, 2).hidden_channels == (8,) and len(MGNN(4, [8, 8, 8], 2).convs) == 3
 
 
+@pytest.mark.parametrize("task,layers", [("node", 1), ("graph", 3)])
+def test_default_layer_count_is_the_reference(task, layers):
+    assert len(MGNN(4, 8, 2, task=task).convs) == layers
+
+
 @pytest.mark.parametrize("hidden,num_layers,match", [
     ((16, 3), 3, "2 widths"), ([], None, "empty"), ((16, 0), None, "hidden_channels"),
     ((16, -2, 3), 3, "hidden_channels"), ((16, 2.5), None, "hidden_channels"),
