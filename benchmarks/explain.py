@@ -67,10 +67,11 @@ def speed(seed: int, epochs: int, subset: int, out: Path, device: str = "cpu") -
                                    nseg_s + gnn_s, dev))
 
 
-def _variant(info: dict) -> str:
+def _variant(info: dict, default: str = "?") -> str:
     """The explained model in words, e.g. ``gcn(sum, l2, lr 0.001, wd 0.005)``: records from
-    different GCN variants must not be mixed."""
-    name = info.get("model", "?")
+    different GCN variants must not be mixed. ``default`` names models whose training info has
+    no name (the graph-level ones)."""
+    name = info.get("model", default)
     emb = ", l2" if info.get("normalize_embedding") else ""
     if name == "gin":
         return f"gin(lr {info.get('lr')}, wd {info.get('weight_decay')}{emb})"
@@ -316,7 +317,7 @@ def main(argv: list[str] | None = None) -> None:
                         protocol += f", pgexplainer {args.pgexplainer_epochs} epochs"
                     # The model's training settings are part of the protocol: rows of
                     # differently trained models must not be averaged together.
-                    variant = _variant(getattr(model, "_graphkit_info", {}))
+                    variant = _variant(getattr(model, "_graphkit_info", {}), model_name)
                     append_record(out, make_record(
                         name, dataset, f"{protocol}, {variant}, {args.epochs} epochs", seed,
                         metrics, time.perf_counter() - start, str(res.edge_mask.device),

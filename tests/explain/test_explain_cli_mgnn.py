@@ -11,8 +11,15 @@ from torch_geometric.explain.algorithm.utils import clear_masks, set_masks
 from graphkit.explain import NSEG, build_model
 
 
-def test_nseg_masks_reach_mgnn_motif_messages():
+def test_nseg_masks_reach_mgnn_motif_messages(monkeypatch):
     pytest.importorskip("graphkit.nn.mgnn")
+    import graphkit.nn.motif_conv as motif_conv
+    soft_calls, compute = [], motif_conv.compute_motifs
+
+    def spy(*args, edge_weight=None, **kwargs):
+        soft_calls.append(edge_weight is not None and edge_weight.requires_grad)
+        return compute(*args, edge_weight=edge_weight, **kwargs)
+
     torch.manual_seed(0)
     # two triangles joined by an edge: every edge lies on a motif
     ei = torch.tensor([[0, 1, 1, 2, 2, 0, 3, 4, 4, 5, 5, 3, 2, 3],
@@ -27,7 +34,12 @@ def test_nseg_masks_reach_mgnn_motif_messages():
     finally:
         clear_masks(model)
     assert mask.grad is not None and float(mask.grad.abs().sum()) > 0
+    monkeypatch.setattr(motif_conv, "compute_motifs", spy)
     res = NSEG(epochs=5, epsilon=0.0).explain(model, x, ei, index=[0, 4])
+    # every mask-carrying forward rebuilds the motif matrices from the soft edge weights, with a
+    # gradient path back to the mask (not only the adjacency messages PyG masks itself)
+    assert soft_calls and sum(soft_calls) >= 5
+    monkeypatch.setattr(motif_conv, "compute_motifs", compute)
     start = NSEG(epochs=1, lr=0.0, epsilon=0.0).explain(model, x, ei, index=[0, 4])
     assert not torch.allclose(res.edge_mask, start.edge_mask)
 

@@ -51,8 +51,11 @@ def test_entropy_and_size_terms_shape_the_mask(ba):
     assert _entropy(sharp.edge_mask).mean() < _entropy(free.edge_mask).mean()
 
 
-def test_sufficiency_objective_raises_kept_probability():
-    # Hand-made: node 0 is class 1 only through its neighbours; the PS objective keeps them.
+@pytest.mark.parametrize("objective", ["ps", "pn", "pns"])
+def test_each_objective_marks_the_edges_the_prediction_needs(objective):
+    # Hand-made: node 0 is class 1 only through its neighbours 1 and 2. Sufficiency keeps their
+    # edges (the prediction survives with them alone); necessity marks them too (removing them
+    # flips it); each term alone and the PNS bound must raise those two masks.
     torch.manual_seed(0)
     x = torch.tensor([[0.0], [1.0], [1.0], [0.0]])
     edge_index = torch.tensor([[1, 2, 3, 0, 0, 0], [0, 0, 0, 1, 2, 3]])
@@ -62,7 +65,7 @@ def test_sufficiency_objective_raises_kept_probability():
         model.convs[0].nn.bias.zero_()
         model.lin.weight.copy_(torch.tensor([[-1.0] * 4, [1.0] * 4]))
         model.lin.bias.zero_()
-    kw = dict(alpha=0.0, beta=0.0, objective="ps", epsilon=0.0)
+    kw = dict(alpha=0.0, beta=0.0, objective=objective, epsilon=0.0)
     res = NSEG(epochs=100, lr=0.1, **kw).explain(model, x, edge_index, index=0)
     start = NSEG(epochs=1, lr=0.0, **kw).explain(model, x, edge_index, index=0)
     ids = res.sub.edge_ids.tolist()
