@@ -28,6 +28,7 @@ from typing import Any
 import torch
 
 from benchmarks.harness import RESULTS, append_record, done_seeds, make_record
+from graphkit.explain.baselines import PGEXPLAINER_EPOCHS
 
 DATASETS = ("ba-shapes", "tree-cycles", "tree-grid", "ba-community", "ba-shapes-reference",
             "mutag", "enzymes")
@@ -263,7 +264,8 @@ def main(argv: list[str] | None = None) -> None:
                              "pyg (the earlier symmetric-normalised GCN); records of the pyg "
                              "variant carry 'gcn-pyg' in their protocol")
     parser.add_argument("--pgexplainer-epochs", type=int, default=None,
-                        help="PGExplainer's passes over all targets (default 30); rows run "
+                        help="PGExplainer's passes over all targets (default "
+                             f"{PGEXPLAINER_EPOCHS}); rows run "
                              "with another count say so in their protocol")
     parser.add_argument("--select", action="store_true",
                         help="only run the (alpha, lr, init, beta) selection on a separate "
@@ -313,7 +315,8 @@ def main(argv: list[str] | None = None) -> None:
                                      if isinstance(v, float)), flush=True)
                     what = "test graphs" if dataset in ("mutag", "enzymes") else "motif nodes"
                     protocol = f"{'all' if args.nodes is None else args.nodes} {what}"
-                    if name == "pgexplainer" and args.pgexplainer_epochs not in (None, 30):
+                    if name == "pgexplainer" and args.pgexplainer_epochs not in (
+                            None, PGEXPLAINER_EPOCHS):
                         protocol += f", pgexplainer {args.pgexplainer_epochs} epochs"
                     # The model's training settings are part of the protocol: rows of
                     # differently trained models must not be averaged together.

@@ -141,14 +141,14 @@ def explain_pgexplainer(model: torch.nn.Module, x: Tensor, edge_index: Tensor,
 def run_explainer(name: str, model: torch.nn.Module, x: Tensor, edge_index: Tensor,
                   index: Any = None, *, epochs: int = 500, seed: int = 0,
                   task_level: str = "node", nseg_kw: dict[str, Any] | None = None,
-                  pgexplainer_epochs: int = PGEXPLAINER_EPOCHS,
+                  pgexplainer_epochs: int | None = None,
                   **kwargs: Any) -> BatchExplanation:
     """Dispatch by name (one of :data:`EXPLAINERS`) with a shared epoch budget.
 
     ``epochs`` is the number of optimisation steps per explained target of the per-instance
     explainers (NSEG, GNNExplainer). PGExplainer trains one shared network instead, and its
     epoch is a pass over every target (400 steps on BA-Shapes' motif nodes), so it keeps its own
-    count, ``pgexplainer_epochs`` (default :data:`PGEXPLAINER_EPOCHS`)."""
+    count, ``pgexplainer_epochs`` (``None``: :data:`PGEXPLAINER_EPOCHS`)."""
     if name in ("nseg", "nseg-joint"):
         algo = NSEG(epochs=epochs, seed=seed, features=name == "nseg-joint", edges=True,
                     **(nseg_kw or {}))
@@ -160,7 +160,8 @@ def run_explainer(name: str, model: torch.nn.Module, x: Tensor, edge_index: Tens
                                     task_level=task_level, **kwargs)
     if name == "pgexplainer":
         torch.manual_seed(seed)
-        return explain_pgexplainer(model, x, edge_index, index, epochs=pgexplainer_epochs,
+        return explain_pgexplainer(model, x, edge_index, index,
+                                   epochs=pgexplainer_epochs or PGEXPLAINER_EPOCHS,
                                    task_level=task_level, **kwargs)
     if name == "random":
         return explain_random(model, x, edge_index, index, seed=seed, task_level=task_level,

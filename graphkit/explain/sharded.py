@@ -131,9 +131,9 @@ def explain_targets(name: str, model: torch.nn.Module, x: Tensor, edge_index: Te
         if world > 1:
             raise GraphError("pgexplainer: trains one explainer network on all targets and "
                              "cannot be sharded; run it without --distributed")
-        pg = {} if pgexplainer_epochs is None else {"pgexplainer_epochs": pgexplainer_epochs}
         res = run_explainer(name, model, x, edge_index, index, epochs=epochs, seed=seed,
-                            task_level=task_level, **pg, **kwargs)
+                            task_level=task_level, pgexplainer_epochs=pgexplainer_epochs,
+                            **kwargs)
         res.seconds = time.perf_counter() - start
         return res
     idx = _num_targets(x, index, task_level, kwargs)
