@@ -25,6 +25,15 @@ the first:
   weights at those evaluations (stochastic weight averaging, Izmailov et al. 2018, with one
   snapshot every 10 epochs). Both were declared with these fixed settings before their first run
   (the "EMA/SWA untested" item of the issue notes); nothing was tuned.
+* ``best-silhouette`` / ``best-davies-bouldin`` / ``best-inertia``: the one post-warm-up
+  partition that scores best on an internal clustering index of its own embedding (the issue's
+  "K-means inertia" suggestion and its standard relatives): the cosine silhouette on a fixed
+  sample of at most 3000 nodes (highest), the Davies-Bouldin index (lowest) and the K-means
+  inertia divided by the total sum of squares, i.e. 1 - R² (lowest; the raw inertia is not
+  comparable across epochs because the embedding's spread changes). The Calinski-Harabasz index
+  was run too and dropped: it equals (N-K)/(K-1) * (1/(1-R²) - 1), so it ranks the partitions
+  exactly as ``best-inertia`` does (its rows were identical). scikit-learn's silhouette and
+  Davies-Bouldin; declared before their first run on these datasets, nothing tuned.
 
 Labels only score the rules, but they score them on the benchmark datasets themselves, so this is
 an exploration of what the same training can give, not a selection: ``benchmarks.cluster`` keeps
@@ -56,15 +65,41 @@ OUT = RESULTS / "cluster_selection.jsonl"
 PROTOCOL = "label-free rules on the post-warm-up partitions (labels score only)"
 
 
+# internal index -> sign (+1: higher is better)
+INDICES = {"silhouette": 1.0, "davies-bouldin": -1.0, "inertia": -1.0}
+
+
+def internal_indices(z: np.ndarray, labels: np.ndarray, sample: np.ndarray) -> dict[str, float]:
+    """The internal indices of :data:`INDICES` of one partition of embedding ``z``."""
+    from sklearn.metrics import davies_bouldin_score, silhouette_score
+    if len(np.unique(labels)) < 2:  # a collapsed partition: every index is undefined, rank last
+        return {name: -sign * np.inf for name, sign in INDICES.items()}
+    z = z.astype(np.float64)
+    centres = np.stack([z[labels == c].mean(0) for c in np.unique(labels)])
+    within = ((z - centres[np.searchsorted(np.unique(labels), labels)]) ** 2).sum()
+    total = ((z - z.mean(0)) ** 2).sum()
+    return {"silhouette": float(silhouette_score(z[sample], labels[sample], metric="cosine")),
+            "davies-bouldin": float(davies_bouldin_score(z, labels)),
+            "inertia": float(within / total)}
+
+
 class _Averager:
-    """Running means of the post-warm-up evaluation embeddings and encoder weights."""
+    """Running means of the post-warm-up evaluation embeddings and encoder weights, and the
+    partition that is best on each internal index."""
 
     def __init__(self) -> None:
         self.count, self.embedding, self.weights = 0, None, None
+        self.best: dict[str, tuple[float, np.ndarray]] = {}
 
-    def __call__(self, model, epoch: int, _labels: np.ndarray, z: torch.Tensor) -> None:
+    def __call__(self, model, epoch: int, labels: np.ndarray, z: torch.Tensor) -> None:
         if epoch <= model.warmup:
             return
+        emb = z.detach().cpu().numpy()
+        sample = np.random.default_rng(0).permutation(len(emb))[:3000]
+        for name, value in internal_indices(emb, np.asarray(labels), sample).items():
+            score = INDICES[name] * value
+            if name not in self.best or score > self.best[name][0]:
+                self.best[name] = (score, np.asarray(labels).copy())
         weights = [p.detach().clone() for p in model.encoders_.parameters()]
         if self.count == 0:
             self.embedding, self.weights = z.detach().clone(), weights
@@ -86,6 +121,7 @@ class _Averager:
         feats = SmoothedFeatures(x, adj, model.t, torch.device("cpu"), model.feature_mode)
         model.embedding_ = model.embed(feats).cpu()
         out["swa"] = model.cluster_embedding(seed=seed)
+        out.update({f"best-{name}": labels for name, (_, labels) in self.best.items()})
         return out
 
 
@@ -98,8 +134,7 @@ def _train_or_load(name: str, data, k: int, seed: int, cache: Path) -> dict[str,
         np.savez_compressed(path, parts=np.stack(model.partitions_).astype(np.int16),
                             honest=model.labels_, **averager.labels(model, data, seed))
     with np.load(path) as d:
-        return {"parts": d["parts"].astype(np.int64), "honest": d["honest"],
-                "average": d["average"], "swa": d["swa"]}
+        return {key: d[key].astype(np.int64) if key == "parts" else d[key] for key in d.files}
 
 
 def _smooth(h: sp.csr_matrix, x: np.ndarray, t: int) -> np.ndarray:
@@ -131,6 +166,8 @@ def score_seed(parts: np.ndarray, honest: np.ndarray, y: np.ndarray, h: sp.csr_m
              "smoothed-coassociation": cluster_scores(y, _consensus(parts, k, seed, h, t)),
              "embedding-average": cluster_scores(y, averaged["average"]),
              "weight-average": cluster_scores(y, averaged["swa"])}
+    views.update({f"best-{name}": cluster_scores(y, averaged[f"best-{name}"])
+                  for name in INDICES if f"best-{name}" in averaged})
     return {rule: {key: 100 * v for key, v in m.items()} for rule, m in views.items()}
 
 

@@ -79,13 +79,21 @@ ABOVE_CHANCE = 2.0  # "above chance": at least 2x chance
 COLLAPSE = 2.0  # "collapses" / "near chance": below 2x chance
 # The two trained models, as their records name them.
 MODALMASK, PLAIN = "CMT-toy + ModalMask", "CMT-toy, no ModalMask"
+# Single-sensor trainings (a diagnostic, not part of the acceptance): the other sensor's input is
+# zeroed in every training sample, as ModalMask's test mode does.
+SINGLE = {"lidar-only": ("CMT-toy, LiDAR-only training", "images"),
+          "camera-only": ("CMT-toy, camera-only training", "points")}
 EVALS = {"both": {}, "lidar_removed": {"drop": "points"}, "images_removed": {"drop": "images"},
          "lidar_removed_pe_zeroed": {"drop": "points", "zero_pe": True}}
 
 
-def run_seed(seed: int, modal_mask: bool, settings: dict, device: torch.device,
+def run_seed(seed: int, modal_mask: bool | ModalMask, settings: dict, device: torch.device,
              cfg: ToySceneConfig | None = None) -> dict[str, dict[str, float]]:
-    """Train one model and evaluate it under every condition of :data:`EVALS` (+ ``chance``)."""
+    """Train one model and evaluate it under every condition of :data:`EVALS` (+ ``chance``).
+    ``modal_mask``: ``True`` for the default :class:`ModalMask`, ``False`` for none, or a
+    :class:`ModalMask` to train with (e.g. a test-mode one for a single-sensor training)."""
+    if isinstance(modal_mask, bool):
+        modal_mask = ModalMask() if modal_mask else None
     cfg = cfg or ToySceneConfig()
     train = make_scenes(settings["train_scenes"], 1000 + seed, cfg)
     test = make_scenes(settings["test_scenes"], settings.get("test_seed", 99991), cfg)
@@ -99,7 +107,7 @@ def run_seed(seed: int, modal_mask: bool, settings: dict, device: torch.device,
         backbone = {k: v.detach().clone() for k, v in camera_only.cnn.state_dict().items()}
     model = train_toy(train, seed=seed, steps=settings["steps"],
                       batch_size=settings["batch_size"], lr=settings["lr"],
-                      modal_mask=ModalMask() if modal_mask else None, model_kw=MODEL_KW,
+                      modal_mask=modal_mask, model_kw=MODEL_KW,
                       cfg=cfg, device=device,
                       image_lr_mult=settings.get("image_lr_mult", 1.0), image_backbone=backbone)
     res = {name: evaluate_toy(model, test, **kw) for name, kw in EVALS.items()}
@@ -158,7 +166,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 seed, few steps")
     parser.add_argument("--seeds", type=int, nargs="*", default=None)
     parser.add_argument("--steps", type=int, default=None)
-    parser.add_argument("--only", choices=("modalmask", "plain"), default=None)
+    parser.add_argument("--only", choices=("modalmask", "plain", *SINGLE), default=None,
+                        help="train only this model; lidar-only / camera-only are single-sensor "
+                             "diagnostics (the other input zeroed in training), never the default")
     parser.add_argument("--camera", choices=tuple(CAMERAS), default="weak")
     parser.add_argument("--scene", nargs="*", default=[], metavar="KEY=VALUE",
                         help="ToySceneConfig overrides on top of --camera (JSON values)")
@@ -211,8 +221,11 @@ def main(argv: list[str] | None = None) -> None:
         protocol += ", " + " ".join(args.scene)
     dataset = DATASETS[args.camera]
     device = resolve_device(args.device)
-    variants = [(MODALMASK, True), (PLAIN, False)]
-    if args.only:
+    variants: list[tuple[str, bool | ModalMask]] = [(MODALMASK, True), (PLAIN, False)]
+    if args.only in SINGLE:
+        name, dropped = SINGLE[args.only]
+        variants = [(name, ModalMask(mode="test", mask_modal=dropped))]
+    elif args.only:
         variants = [v for v in variants if v[1] == (args.only == "modalmask")]
     for method, mm in variants:
         match = {"method": method, "dataset": dataset, "protocol": protocol}

@@ -72,8 +72,9 @@ def run_seed(data: Any, n_clusters: int, seed: int, protocol: str = "paper",
     evals: list[tuple[int, dict[str, float]]] = []
     params = {**DEFAULTS, **overrides}
     start, cpu_start = time.perf_counter(), time.process_time()
-    model = CCGC(n_clusters, device=device, random_state=seed, variant="reference",
-                 selection="consensus", distributed=distributed, **params)
+    params.setdefault("variant", "reference")
+    model = CCGC(n_clusters, device=device, random_state=seed, selection="consensus",
+                 distributed=distributed, **params)
 
     def callback(epoch: int, labels: np.ndarray, z: Any) -> None:
         evals.append((epoch, cluster_scores(y, labels)))

@@ -1,7 +1,8 @@
 import pytest
 
-from benchmarks.vision_cmt import ABOVE_CHANCE, COLLAPSE, MODALMASK, PLAIN, acceptance
+from benchmarks.vision_cmt import ABOVE_CHANCE, COLLAPSE, MODALMASK, PLAIN, SINGLE, acceptance
 from graphkit.errors import GraphError
+from graphkit.vision.cmt import ModalMask
 
 
 def _record(method: str, **maps: float) -> dict:
@@ -28,3 +29,20 @@ def test_acceptance_applies_the_frozen_criteria(plain_without_lidar, met):
 def test_acceptance_needs_both_models():
     with pytest.raises(GraphError, match="no records"):
         acceptance([_record(MODALMASK, both=0.1)])
+
+
+def test_single_sensor_records_do_not_enter_the_acceptance():
+    recs = [_record(MODALMASK, both=0.1, lidar_removed=0.05, lidar_removed_pe_zeroed=0.02),
+            _record(PLAIN, both=0.2, lidar_removed=0.03, lidar_removed_pe_zeroed=0.02),
+            _record(SINGLE["lidar-only"][0], both=0.5, lidar_removed=0.5)]
+    assert acceptance(recs) == acceptance(recs[:2])
+
+
+def test_single_sensor_training_zeroes_the_other_input(tmp_path, monkeypatch):
+    import benchmarks.vision_cmt as bench
+    seen = []
+    monkeypatch.setattr(bench, "run_seed", lambda seed, mm, *a, **k: seen.append(mm) or {
+        "both": {"map": 0.0}})
+    bench.main(["--quick", "--only", "camera-only", "--out", str(tmp_path / "r.jsonl")])
+    assert isinstance(seen[0], ModalMask)
+    assert seen[0].choose() == "points"  # camera-only: the points are dropped in every sample
