@@ -157,6 +157,9 @@ def main(argv: list[str] | None = None) -> None:
     from graphkit.data import load
     global OUT
     fixed = args.variant == "fixed"
+    if fixed and args.search_tau:
+        parser.error("--search-tau searches the released loop's tau; with --variant fixed use "
+                     "--search")
     if args.tuned:
         OUT = RESULTS / "cluster_tuned.jsonl"
     if fixed:
@@ -176,10 +179,12 @@ def main(argv: list[str] | None = None) -> None:
         if args.epochs:
             params["epochs"] = args.epochs
         if args.search or args.search_tau:
-            grid, base = (SEARCH_GRID_TAU, TUNED.get(name, {})) if args.search_tau else \
-                (SEARCH_GRID, {})
             if fixed:
                 grid, base = SEARCH_GRID_FIXED, {"variant": "fixed"}
+            elif args.search_tau:
+                grid, base = SEARCH_GRID_TAU, TUNED.get(name, {})
+            else:
+                grid, base = SEARCH_GRID, {}
             print(f"[cluster] {name}: chosen {search(name, data, k, grid, base)}")
             continue
         if args.baselines:

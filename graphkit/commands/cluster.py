@@ -65,6 +65,8 @@ def run_seed(data: Any, n_clusters: int, seed: int, protocol: str = "paper",
     With ``distributed`` (inside a process group) every rank must call it; all get the same
     result. ``on_evaluation(model, epoch, labels, embedding)``, if given, is called after every
     K-means refresh, with the model being trained (for analyses of the training run).
+    ``overrides`` are :class:`~graphkit.cluster.CCGC` arguments; ``variant`` defaults to the
+    released loop (``"reference"``), on which the ``paper`` view is the published protocol.
     """
     from graphkit.cluster import CCGC
     from graphkit.metrics import cluster_scores
