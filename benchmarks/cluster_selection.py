@@ -72,11 +72,12 @@ INDICES = {"silhouette": 1.0, "davies-bouldin": -1.0, "inertia": -1.0}
 def internal_indices(z: np.ndarray, labels: np.ndarray, sample: np.ndarray) -> dict[str, float]:
     """The internal indices of :data:`INDICES` of one partition of embedding ``z``."""
     from sklearn.metrics import davies_bouldin_score, silhouette_score
-    if len(np.unique(labels)) < 2:  # a collapsed partition: every index is undefined, rank last
+    classes, member = np.unique(labels, return_inverse=True)
+    if len(classes) < 2:  # a collapsed partition: every index is undefined, rank it last
         return {name: -sign * np.inf for name, sign in INDICES.items()}
     z = z.astype(np.float64)
-    centres = np.stack([z[labels == c].mean(0) for c in np.unique(labels)])
-    within = ((z - centres[np.searchsorted(np.unique(labels), labels)]) ** 2).sum()
+    centres = np.stack([z[member == c].mean(0) for c in range(len(classes))])
+    within = ((z - centres[member]) ** 2).sum()
     total = ((z - z.mean(0)) ** 2).sum()
     return {"silhouette": float(silhouette_score(z[sample], labels[sample], metric="cosine")),
             "davies-bouldin": float(davies_bouldin_score(z, labels)),
