@@ -32,8 +32,9 @@ the first:
   inertia divided by the total sum of squares, i.e. 1 - R² (lowest; the raw inertia is not
   comparable across epochs because the embedding's spread changes). The Calinski-Harabasz index
   was run too and dropped: it equals (N-K)/(K-1) * (1/(1-R²) - 1), so it ranks the partitions
-  exactly as ``best-inertia`` does (its rows were identical). scikit-learn's silhouette and
-  Davies-Bouldin; declared before their first run on these datasets, nothing tuned.
+  exactly as ``best-inertia`` does (its rows were identical); 1 - R² is computed from it.
+  scikit-learn's implementations; declared before their first run on these datasets, nothing
+  tuned.
 
 Labels only score the rules, but they score them on the benchmark datasets themselves, so this is
 an exploration of what the same training can give, not a selection: ``benchmarks.cluster`` keeps
@@ -71,17 +72,20 @@ INDICES = {"silhouette": 1.0, "davies-bouldin": -1.0, "inertia": -1.0}
 
 def internal_indices(z: np.ndarray, labels: np.ndarray, sample: np.ndarray) -> dict[str, float]:
     """The internal indices of :data:`INDICES` of one partition of embedding ``z``."""
-    from sklearn.metrics import davies_bouldin_score, silhouette_score
-    classes, member = np.unique(labels, return_inverse=True)
-    if len(classes) < 2:  # a collapsed partition: every index is undefined, rank it last
+    from sklearn.metrics import (
+        calinski_harabasz_score,
+        davies_bouldin_score,
+        silhouette_score,
+    )
+    n, k = len(z), len(np.unique(labels))
+    if k < 2:  # a collapsed partition: every index is undefined, rank it last
         return {name: -sign * np.inf for name, sign in INDICES.items()}
     z = z.astype(np.float64)
-    centres = np.stack([z[member == c].mean(0) for c in range(len(classes))])
-    within = ((z - centres[member]) ** 2).sum()
-    total = ((z - z.mean(0)) ** 2).sum()
+    # Calinski-Harabasz = (n-k)/(k-1) * B/W, so W / (W + B) = 1 / (1 + CH (k-1)/(n-k))
+    ch = calinski_harabasz_score(z, labels)
     return {"silhouette": float(silhouette_score(z[sample], labels[sample], metric="cosine")),
             "davies-bouldin": float(davies_bouldin_score(z, labels)),
-            "inertia": float(within / total)}
+            "inertia": float(1.0 / (1.0 + ch * (k - 1) / (n - k)))}
 
 
 class _Averager:
