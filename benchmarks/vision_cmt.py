@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import json
 import math
 import time
@@ -43,6 +44,7 @@ from graphkit.runtime import resolve_device
 from graphkit.vision.cmt import ModalMask
 from graphkit.vision.cmt_toy import (
     WEAK_CAMERA,
+    ToyCMT,
     ToySceneConfig,
     chance_ap,
     evaluate_toy,
@@ -88,10 +90,13 @@ EVALS = {"both": {}, "lidar_removed": {"drop": "points"}, "images_removed": {"dr
 
 
 def run_seed(seed: int, modal_mask: bool | ModalMask, settings: dict, device: torch.device,
-             cfg: ToySceneConfig | None = None) -> dict[str, dict[str, float]]:
+             cfg: ToySceneConfig | None = None,
+             model_kw: dict | None = None) -> dict[str, dict[str, float]]:
     """Train one model and evaluate it under every condition of :data:`EVALS` (+ ``chance``).
     ``modal_mask``: ``True`` for the default :class:`ModalMask`, ``False`` for none, or a
-    :class:`ModalMask` to train with (e.g. a test-mode one for a single-sensor training)."""
+    :class:`ModalMask` to train with (e.g. a test-mode one for a single-sensor training).
+    ``model_kw``: the :class:`ToyCMT` shape (default :data:`MODEL_KW`)."""
+    model_kw = model_kw or MODEL_KW
     if isinstance(modal_mask, bool):
         modal_mask = ModalMask() if modal_mask else None
     cfg = cfg or ToySceneConfig()
@@ -103,29 +108,35 @@ def run_seed(seed: int, modal_mask: bool | ModalMask, settings: dict, device: to
         camera_only = train_toy(train, seed=10_000 + seed, steps=settings["pretrain_image_steps"],
                                 batch_size=settings["batch_size"], lr=settings["lr"],
                                 modal_mask=ModalMask(mode="test", mask_modal="points"),
-                                model_kw=MODEL_KW, cfg=cfg, device=device)
+                                model_kw=model_kw, cfg=cfg, device=device)
         backbone = {k: v.detach().clone() for k, v in camera_only.cnn.state_dict().items()}
     model = train_toy(train, seed=seed, steps=settings["steps"],
                       batch_size=settings["batch_size"], lr=settings["lr"],
-                      modal_mask=modal_mask, model_kw=MODEL_KW,
+                      modal_mask=modal_mask, model_kw=model_kw,
                       cfg=cfg, device=device,
                       image_lr_mult=settings.get("image_lr_mult", 1.0), image_backbone=backbone)
     res = {name: evaluate_toy(model, test, **kw) for name, kw in EVALS.items()}
-    res["chance"] = chance_ap(test, cfg, MODEL_KW["num_query"] * cfg.num_classes, seed=seed)
+    res["chance"] = chance_ap(test, cfg, model_kw["num_query"] * cfg.num_classes, seed=seed)
     return res
+
+
+def parse_overrides(items: list[str], base: dict, fields: set[str], flag: str) -> dict:
+    """``base`` updated with ``KEY=VALUE`` items (JSON values, lists become tuples)."""
+    kw = dict(base)
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or key not in fields:
+            raise GraphError(f"{flag}: expected KEY=VALUE with KEY one of {sorted(fields)}, got "
+                             f"{item!r}")
+        val = json.loads(value)
+        kw[key] = tuple(val) if isinstance(val, list) else val
+    return kw
 
 
 def scene_config(camera: str, overrides: list[str]) -> tuple[ToySceneConfig, dict]:
     """The scene config of camera preset ``camera`` with ``KEY=VALUE`` overrides (JSON values)."""
-    kw = dict(CAMERAS[camera])
-    fields = {f.name for f in dataclasses.fields(ToySceneConfig)}
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep or key not in fields:
-            raise GraphError(f"--scene: expected KEY=VALUE with KEY a ToySceneConfig field, got "
-                             f"{item!r}")
-        val = json.loads(value)
-        kw[key] = tuple(val) if isinstance(val, list) else val
+    kw = parse_overrides(overrides, CAMERAS[camera],
+                         {f.name for f in dataclasses.fields(ToySceneConfig)}, "--scene")
     return ToySceneConfig(**kw), kw
 
 
@@ -172,6 +183,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--camera", choices=tuple(CAMERAS), default="weak")
     parser.add_argument("--scene", nargs="*", default=[], metavar="KEY=VALUE",
                         help="ToySceneConfig overrides on top of --camera (JSON values)")
+    parser.add_argument("--model", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="ToyCMT argument overrides on top of MODEL_KW (JSON values)")
     parser.add_argument("--image-lr-mult", type=float, default=None,
                         help="learning-rate factor of the image backbone (released configs: 0.01)")
     parser.add_argument("--pretrain-image", type=int, default=None, metavar="STEPS",
@@ -201,6 +214,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.pretrain_image:
         settings["pretrain_image_steps"] = args.pretrain_image
     cfg, scene_kw = scene_config(args.camera, args.scene)
+    model_kw = parse_overrides(args.model, MODEL_KW,
+                               set(inspect.signature(ToyCMT).parameters) - {"cfg"}, "--model")
     if args.calibration:
         seeds = args.seeds if args.seeds is not None else [100]
         if set(seeds) & {0, 1, 2}:
@@ -219,6 +234,8 @@ def main(argv: list[str] | None = None) -> None:
         protocol += f", image lr x{settings['image_lr_mult']:g}"
     if args.scene:
         protocol += ", " + " ".join(args.scene)
+    if args.model:
+        protocol += ", model " + " ".join(args.model)
     dataset = DATASETS[args.camera]
     device = resolve_device(args.device)
     variants: list[tuple[str, bool | ModalMask]] = [(MODALMASK, True), (PLAIN, False)]
@@ -236,11 +253,11 @@ def main(argv: list[str] | None = None) -> None:
             if not args.resume:
                 drop_records(out, seed=seed, **match)
             start = time.perf_counter()
-            res = run_seed(seed, mm, settings, device, cfg)
+            res = run_seed(seed, mm, settings, device, cfg, model_kw)
             seconds = time.perf_counter() - start
             metrics = {f"{cond}_{k}": v for cond, r in res.items() for k, v in r.items()}
             append_record(out, make_record(method, dataset, protocol, seed, metrics, seconds,
-                                           device, settings=settings, model=MODEL_KW,
+                                           device, settings=settings, model=model_kw,
                                            scene=scene_kw))
             print(f"[cmt] {method} seed {seed} ({seconds:.0f}s): " + ", ".join(
                 f"{c} mAP {r['map']:.3f}" for c, r in res.items()), flush=True)

@@ -410,12 +410,14 @@ class ToyCMT(nn.Module):
         bev_hw: BEV grid size.
         pe_scale: coordinate scale of the BEV sine encoding (official ``2 * pi``).
         dn_groups: query-denoising groups in training (official 10).
+        standard_freq: the standard ``10000 ** (2k/d)`` frequency schedule for the BEV sine
+            encoding instead of the official code's narrow ``2k/d + 1`` band.
     """
 
     def __init__(self, cfg: ToySceneConfig, hidden: int = 32, num_query: int = 20,
                  depth_num: int = 16, num_layers: int = 2, num_heads: int = 4, ffn: int = 64,
                  bev_hw: tuple[int, int] = (16, 16), pe_scale: float = 2 * math.pi,
-                 dn_groups: int = 5) -> None:
+                 dn_groups: int = 5, standard_freq: bool = False) -> None:
         super().__init__()
         self.cfg = cfg
         self.pillars = PillarEncoder(hidden, bev_hw, cfg.pc_range)
@@ -423,7 +425,7 @@ class ToyCMT(nn.Module):
         self.cmt = CMT(cfg.num_classes, hidden, hidden, hidden=hidden, num_query=num_query,
                        depth_num=depth_num, pc_range=cfg.pc_range, num_layers=num_layers,
                        num_heads=num_heads, ffn=ffn, dropout=0.0, pe_scale=pe_scale,
-                       dn_groups=dn_groups)
+                       dn_groups=dn_groups, standard_freq=standard_freq)
 
     def reset_parameters(self) -> None:
         self.pillars.reset_parameters()
