@@ -185,6 +185,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="ToySceneConfig overrides on top of --camera (JSON values)")
     parser.add_argument("--model", nargs="*", default=[], metavar="KEY=VALUE",
                         help="ToyCMT argument overrides on top of MODEL_KW (JSON values)")
+    parser.add_argument("--train-scenes", type=int, default=None, metavar="N",
+                        help="number of training scenes (default: 500; 300 with --quick)")
     parser.add_argument("--image-lr-mult", type=float, default=None,
                         help="learning-rate factor of the image backbone (released configs: 0.01)")
     parser.add_argument("--pretrain-image", type=int, default=None, metavar="STEPS",
@@ -211,6 +213,10 @@ def main(argv: list[str] | None = None) -> None:
         settings["steps"] = args.steps
     if args.image_lr_mult is not None:
         settings["image_lr_mult"] = args.image_lr_mult
+    if args.train_scenes is not None:
+        if args.train_scenes <= 0:
+            raise GraphError(f"--train-scenes: expected a positive count, got {args.train_scenes}")
+        settings["train_scenes"] = args.train_scenes
     if args.pretrain_image:
         settings["pretrain_image_steps"] = args.pretrain_image
     cfg, scene_kw = scene_config(args.camera, args.scene)
@@ -228,6 +234,8 @@ def main(argv: list[str] | None = None) -> None:
     protocol = ("quick" if args.quick else "full") + f", {settings['steps']} steps"
     if args.calibration:
         protocol = "calibration, " + protocol
+    if args.train_scenes is not None:
+        protocol += f", {args.train_scenes} train scenes"
     if args.pretrain_image:
         protocol += f", image backbone pretrained camera-only {args.pretrain_image} steps"
     if settings.get("image_lr_mult", 1.0) != 1.0:

@@ -46,3 +46,19 @@ def test_single_sensor_training_zeroes_the_other_input(tmp_path, monkeypatch):
     bench.main(["--quick", "--only", "camera-only", "--out", str(tmp_path / "r.jsonl")])
     assert isinstance(seen[0], ModalMask)
     assert seen[0].choose() == "points"  # camera-only: the points are dropped in every sample
+
+
+def test_model_overrides_reach_the_model_and_the_protocol(tmp_path, monkeypatch):
+    import benchmarks.vision_cmt as bench
+    from benchmarks.harness import read_records
+    seen = []
+    monkeypatch.setattr(bench, "run_seed", lambda seed, mm, settings, device, cfg, model_kw:
+                        seen.append(model_kw) or {"both": {"map": 0.0}})
+    out = tmp_path / "r.jsonl"
+    bench.main(["--quick", "--only", "plain", "--model", "standard_freq=true", "--out", str(out)])
+    assert seen[0]["standard_freq"] is True and seen[0]["hidden"] == bench.MODEL_KW["hidden"]
+    (rec,) = read_records(out)
+    assert rec["protocol"].endswith("model standard_freq=true")
+    assert rec["model"]["standard_freq"] is True
+    with pytest.raises(GraphError, match="--model"):
+        bench.main(["--quick", "--model", "widht=3", "--out", str(out)])
