@@ -74,6 +74,9 @@ CALIBRATION_TEST_SEED = 99991
 # 2 m cells, with which the LiDAR branch barely learned) and 5 DN groups.
 MODEL_KW = {"hidden": 32, "num_query": 20, "depth_num": 16, "num_layers": 2, "num_heads": 4,
             "ffn": 64, "bev_hw": (16, 16), "pe_scale": 16 * math.pi, "dn_groups": 5}
+# What every protocol label before candidate 9 left unsaid; labels name departures from these.
+ORIGINAL_MODEL_KW = dict(MODEL_KW)
+ORIGINAL_TRAIN_SCENES = 500
 # The frozen acceptance criteria (fixed with margin from the camera-B calibration on seed 100,
 # LiDAR removed: plain 1.4x chance, ModalMask 2.6x; benchmarks/notes/vision_cmt.md). Ratios are
 # mean mAP over seeds divided by mean chance mAP over the same seeds.
@@ -118,6 +121,15 @@ def run_seed(seed: int, modal_mask: bool | ModalMask, settings: dict, device: to
     res = {name: evaluate_toy(model, test, **kw) for name, kw in EVALS.items()}
     res["chance"] = chance_ap(test, cfg, model_kw["num_query"] * cfg.num_classes, seed=seed)
     return res
+
+
+def model_changes(model_kw: dict) -> list[str]:
+    """``KEY=VALUE`` (JSON) for every :class:`ToyCMT` argument in ``model_kw`` that differs from
+    the shape of the protocols before candidate 9 (:data:`ORIGINAL_MODEL_KW`, else the class
+    default): the protocol label names them."""
+    defaults = {k: p.default for k, p in inspect.signature(ToyCMT).parameters.items()}
+    base = {**defaults, **ORIGINAL_MODEL_KW}
+    return [f"{k}={json.dumps(v)}" for k, v in model_kw.items() if base.get(k) != v]
 
 
 def parse_overrides(items: list[str], base: dict, fields: set[str], flag: str) -> dict:
@@ -234,16 +246,17 @@ def main(argv: list[str] | None = None) -> None:
     protocol = ("quick" if args.quick else "full") + f", {settings['steps']} steps"
     if args.calibration:
         protocol = "calibration, " + protocol
-    if args.train_scenes is not None:
-        protocol += f", {args.train_scenes} train scenes"
+    if not args.quick and settings["train_scenes"] != ORIGINAL_TRAIN_SCENES:
+        protocol += f", {settings['train_scenes']} train scenes"
     if args.pretrain_image:
         protocol += f", image backbone pretrained camera-only {args.pretrain_image} steps"
     if settings.get("image_lr_mult", 1.0) != 1.0:
         protocol += f", image lr x{settings['image_lr_mult']:g}"
     if args.scene:
         protocol += ", " + " ".join(args.scene)
-    if args.model:
-        protocol += ", model " + " ".join(args.model)
+    changed = model_changes(model_kw)
+    if changed:
+        protocol += ", model " + " ".join(changed)
     dataset = DATASETS[args.camera]
     device = resolve_device(args.device)
     variants: list[tuple[str, bool | ModalMask]] = [(MODALMASK, True), (PLAIN, False)]

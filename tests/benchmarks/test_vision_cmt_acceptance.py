@@ -62,3 +62,19 @@ def test_model_overrides_reach_the_model_and_the_protocol(tmp_path, monkeypatch)
     assert rec["model"]["standard_freq"] is True
     with pytest.raises(GraphError, match="--model"):
         bench.main(["--quick", "--model", "widht=3", "--out", str(out)])
+
+
+@pytest.mark.parametrize("flags, label", [
+    ([], "calibration, full, 4000 steps, image lr x0.1"),
+    (["--train-scenes", "4000", "--image-lr-mult", "0.01", "--model", "standard_freq=true"],
+     "calibration, full, 4000 steps, 4000 train scenes, image lr x0.01, model standard_freq=true"),
+    (["--train-scenes", "500", "--model", "hidden=32"],
+     "calibration, full, 4000 steps, image lr x0.1"),
+])
+def test_protocol_label_names_every_departure(tmp_path, monkeypatch, flags, label):
+    import benchmarks.vision_cmt as bench
+    from benchmarks.harness import read_records
+    monkeypatch.setattr(bench, "run_seed", lambda *a, **k: {"both": {"map": 0.0}})
+    out = tmp_path / "r.jsonl"
+    bench.main(["--calibration", "--only", "plain", "--out", str(out), *flags])
+    assert read_records(out)[0]["protocol"] == label
