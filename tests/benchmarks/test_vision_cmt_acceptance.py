@@ -65,11 +65,12 @@ def test_model_overrides_reach_the_model_and_the_protocol(tmp_path, monkeypatch)
 
 
 @pytest.mark.parametrize("flags, label", [
-    ([], "calibration, full, 4000 steps, image lr x0.1"),
-    (["--train-scenes", "4000", "--image-lr-mult", "0.01", "--model", "standard_freq=true"],
-     "calibration, full, 4000 steps, 4000 train scenes, image lr x0.01, model standard_freq=true"),
-    (["--train-scenes", "500", "--model", "hidden=32"],
+    ([], "calibration, full, 4000 steps, 4000 train scenes, image lr x0.01, model "
+         "standard_freq=true"),
+    (["--train-scenes", "500", "--image-lr-mult", "0.1", "--model", "standard_freq=false"],
      "calibration, full, 4000 steps, image lr x0.1"),
+    (["--train-scenes", "500", "--model", "hidden=32"],
+     "calibration, full, 4000 steps, image lr x0.01, model standard_freq=true"),
 ])
 def test_protocol_label_names_every_departure(tmp_path, monkeypatch, flags, label):
     import benchmarks.vision_cmt as bench
