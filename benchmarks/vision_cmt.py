@@ -1,7 +1,8 @@
 """CMT toy acceptance benchmark: ModalMask vs not, LiDAR removed at test time, encodings zeroed.
 
 Usage: ``python -m benchmarks.vision_cmt [--quick] [--seeds 0 1 2] [--steps N] [--resume]
-[--camera weak|clean] [--scene KEY=VALUE ...] [--calibration]``; ``--acceptance PROTOCOL``
+[--camera weak|clean] [--scene KEY=VALUE ...] [--model KEY=VALUE ...] [--train-scenes N]
+[--calibration]``; ``--acceptance PROTOCOL``
 judges the stored records of one protocol against the frozen criteria (:func:`acceptance`).
 
 The default camera is ``weak`` (:data:`graphkit.vision.cmt_toy.WEAK_CAMERA`: noisy, textured,
@@ -74,12 +75,14 @@ QUICK = {"train_scenes": 300, "test_scenes": 100, "steps": 150, "batch_size": 16
 CALIBRATION_TEST_SEED = 99991
 # pe_scale 16*pi (8x the official 2*pi), 1 m BEV cells (16x16; the clean-camera protocol used
 # 2 m cells, with which the LiDAR branch barely learned) and 5 DN groups.
-MODEL_KW = {"hidden": 32, "num_query": 20, "depth_num": 16, "num_layers": 2, "num_heads": 4,
-            "ffn": 64, "bev_hw": (16, 16), "pe_scale": 16 * math.pi, "dn_groups": 5}
 # What every protocol label before candidate 9 left unsaid; labels name departures from these.
-ORIGINAL_MODEL_KW = dict(MODEL_KW)
+ORIGINAL_MODEL_KW = {"hidden": 32, "num_query": 20, "depth_num": 16, "num_layers": 2,
+                     "num_heads": 4, "ffn": 64, "bev_hw": (16, 16), "pe_scale": 16 * math.pi,
+                     "dn_groups": 5}
 ORIGINAL_TRAIN_SCENES = 500
-MODEL_KW["standard_freq"] = True  # frozen with candidate 9
+MODEL_KW = {**ORIGINAL_MODEL_KW, "standard_freq": True}  # standard_freq frozen with candidate 9
+# ToyCMT's arguments (what --model may set) and their defaults.
+TOYCMT_ARGS = {k: p.default for k, p in inspect.signature(ToyCMT).parameters.items() if k != "cfg"}
 # The frozen acceptance criteria (fixed with margin from the camera-B calibration on seed 100,
 # LiDAR removed: plain 1.4x chance, ModalMask 2.6x; benchmarks/notes/vision_cmt.md). Ratios are
 # mean mAP over seeds divided by mean chance mAP over the same seeds.
@@ -130,8 +133,7 @@ def model_changes(model_kw: dict) -> list[str]:
     """``KEY=VALUE`` (JSON) for every :class:`ToyCMT` argument in ``model_kw`` that differs from
     the shape of the protocols before candidate 9 (:data:`ORIGINAL_MODEL_KW`, else the class
     default): the protocol label names them."""
-    defaults = {k: p.default for k, p in inspect.signature(ToyCMT).parameters.items()}
-    base = {**defaults, **ORIGINAL_MODEL_KW}
+    base = {**TOYCMT_ARGS, **ORIGINAL_MODEL_KW}
     return [f"{k}={json.dumps(v)}" for k, v in model_kw.items() if base.get(k) != v]
 
 
@@ -201,7 +203,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", nargs="*", default=[], metavar="KEY=VALUE",
                         help="ToyCMT argument overrides on top of MODEL_KW (JSON values)")
     parser.add_argument("--train-scenes", type=int, default=None, metavar="N",
-                        help="number of training scenes (default: 500; 300 with --quick)")
+                        help="number of training scenes (default: 4000; 300 with --quick)")
     parser.add_argument("--image-lr-mult", type=float, default=None,
                         help="learning-rate factor of the image backbone (released configs: 0.01)")
     parser.add_argument("--pretrain-image", type=int, default=None, metavar="STEPS",
@@ -235,8 +237,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.pretrain_image:
         settings["pretrain_image_steps"] = args.pretrain_image
     cfg, scene_kw = scene_config(args.camera, args.scene)
-    model_kw = parse_overrides(args.model, MODEL_KW,
-                               set(inspect.signature(ToyCMT).parameters) - {"cfg"}, "--model")
+    model_kw = parse_overrides(args.model, MODEL_KW, set(TOYCMT_ARGS), "--model")
     if args.calibration:
         seeds = args.seeds if args.seeds is not None else [100]
         if set(seeds) & {0, 1, 2}:
@@ -249,7 +250,7 @@ def main(argv: list[str] | None = None) -> None:
     protocol = ("quick" if args.quick else "full") + f", {settings['steps']} steps"
     if args.calibration:
         protocol = "calibration, " + protocol
-    if not args.quick and settings["train_scenes"] != ORIGINAL_TRAIN_SCENES:
+    if settings["train_scenes"] != (QUICK["train_scenes"] if args.quick else ORIGINAL_TRAIN_SCENES):
         protocol += f", {settings['train_scenes']} train scenes"
     if args.pretrain_image:
         protocol += f", image backbone pretrained camera-only {args.pretrain_image} steps"

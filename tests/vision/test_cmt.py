@@ -26,6 +26,7 @@ from graphkit.vision.cmt import (
 from graphkit.vision.cmt_toy import (
     WEAK_CAMERA,
     PillarEncoder,
+    ToyCMT,
     ToySceneConfig,
     _camera,
     chance_ap,
@@ -348,3 +349,13 @@ def test_train_toy_image_backbone_and_its_learning_rate():
     assert not torch.equal(fresh.cnn.net[0].weight, start["net.0.weight"])
     with pytest.raises(GraphError, match="image_lr_mult"):
         train_toy(scenes, seed=0, steps=1, model_kw=small, cfg=cfg, image_lr_mult=2.0)
+
+
+@pytest.mark.parametrize("standard", [False, True])
+def test_toy_cmt_passes_the_frequency_schedule_to_the_bev_encoding(standard):
+    model = ToyCMT(ToySceneConfig(), standard_freq=standard)
+    bev_pe = model.cmt.bev_pe
+    assert bev_pe.standard_freq is standard
+    xy = torch.rand(5, 2)
+    expected = bev_pe.mlp(pos2embed(xy, bev_pe.hidden, standard=standard, scale=bev_pe.scale))
+    torch.testing.assert_close(bev_pe(xy), expected)
