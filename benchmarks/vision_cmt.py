@@ -3,7 +3,8 @@
 Usage: ``python -m benchmarks.vision_cmt [--quick] [--seeds 0 1 2] [--steps N] [--resume]
 [--camera weak|clean] [--scene KEY=VALUE ...] [--model KEY=VALUE ...] [--train-scenes N]
 [--calibration]``; ``--acceptance PROTOCOL``
-judges the stored records of one protocol against the frozen criteria (:func:`acceptance`).
+judges the stored records of one protocol (of ``--seeds`` only, when given) against the frozen
+criteria (:func:`acceptance`).
 
 The default camera is ``weak`` (:data:`graphkit.vision.cmt_toy.WEAK_CAMERA`: noisy, textured,
 low-contrast, occluded images, frozen from a calibration run on seed 100) so that, as on nuScenes,
@@ -220,7 +221,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.acceptance:
         path = args.out or (CALIBRATION_OUT if args.calibration else OUT)
         recs = [r for r in read_records(path) if r["protocol"] == args.acceptance
-                and r["dataset"] == DATASETS[args.camera]]
+                and r["dataset"] == DATASETS[args.camera]
+                and (args.seeds is None or r["seed"] in args.seeds)]
         for name, res in acceptance(recs).items():
             print(f"{name}: {res['ratio']:.2f}x chance over {res['seeds']} seeds -> "
                   f"{'met' if res['passed'] else 'NOT met'}")

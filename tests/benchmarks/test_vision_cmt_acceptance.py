@@ -79,3 +79,19 @@ def test_protocol_label_names_every_departure(tmp_path, monkeypatch, flags, labe
     out = tmp_path / "r.jsonl"
     bench.main(["--calibration", "--only", "plain", "--out", str(out), *flags])
     assert read_records(out)[0]["protocol"] == label
+
+
+def test_acceptance_command_reads_only_the_given_seeds(tmp_path, capsys):
+    import benchmarks.vision_cmt as bench
+    from benchmarks.harness import append_record
+    out = tmp_path / "r.jsonl"
+    for seed, plain_without_lidar in [(0, 0.03), (1, 0.03), (2, 0.03), (3, 0.2)]:
+        for rec in (_record(MODALMASK, both=0.1, lidar_removed=0.05),
+                    _record(PLAIN, both=0.2, lidar_removed=plain_without_lidar)):
+            append_record(out, {**rec, "seed": seed, "protocol": "p",
+                                "dataset": bench.DATASETS["weak"]})
+    bench.main(["--acceptance", "p", "--seeds", "0", "1", "2", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert "(3) no ModalMask, LiDAR removed: 1.50x chance over 3 seeds -> met" in printed
+    bench.main(["--acceptance", "p", "--out", str(out)])
+    assert "over 4 seeds -> NOT met" in capsys.readouterr().out
