@@ -82,6 +82,9 @@ REF_EPOCHS = 300
 # each of the five splits, test folds never read). Model -> dataset -> settings merged over
 # :data:`REF_GRAPH_CONFIG` (MGNN) or the graph baselines' defaults (lr 0.01, weight decay 5e-3,
 # width 64).
+# ``repeat=r`` seeds fold f with f + REPEAT_SEED_STRIDE * r (folds stay those of seed 12345).
+REPEAT_SEED_STRIDE = 1000
+
 GRAPH_SEARCHED: dict[str, dict[str, dict[str, Any]]] = {
     "mgnn": {"mutag": dict(lr=0.01, weight_decay=5e-4, widths="64,64,64"),
              "enzymes": dict(lr=0.01, weight_decay=5e-3, widths="16,C,C")},
@@ -369,7 +372,7 @@ def run_protocol(dataset_name: str, protocol: str | None = None, model_name: str
                  load_kwargs: dict[str, Any] | None = None,
                  patience: int | None = None, write: bool = True,
                  use_node_attr: bool = False, split_seed: int | str | None = None,
-                 searched: bool = False) -> dict[str, Any]:
+                 searched: bool = False, repeat: int = 0) -> dict[str, Any]:
     """Run one (model, dataset, protocol) and return per-seed accuracies and their summary
     (``load_kwargs`` go to :func:`graphkit.data.load`, e.g. ``num_graphs`` for synthetic sets;
     ``patience`` turns on early stopping for node tasks, recorded as protocol ``<protocol>-es``).
@@ -381,7 +384,10 @@ def run_protocol(dataset_name: str, protocol: str | None = None, model_name: str
     ``split_seed`` (``paper`` only) fixes one split for all seeds, ``"reference"`` being the
     reference script's (:data:`REFERENCE_SPLIT_SEED`); protocol ``paper@<split seed>``.
     ``searched`` (``cv5-ref`` only) applies :data:`GRAPH_SEARCHED`; protocol
-    ``cv5-ref-searched``."""
+    ``cv5-ref-searched``. ``repeat`` (graph sets) reruns the same folds with other random
+    draws: fold ``f`` of repeat ``r`` seeds initialization, dropout and batch order with
+    ``f + REPEAT_SEED_STRIDE * r`` instead of ``f``; protocol ``<protocol>-repeat<r>`` for
+    ``r >= 1`` (repeat 0 is the plain protocol)."""
     from graphkit.data import load, public_split, random_split, spec
     from graphkit.errors import GraphError
     from graphkit.nn import fit_node
@@ -401,6 +407,11 @@ def run_protocol(dataset_name: str, protocol: str | None = None, model_name: str
                          f"attributes to add; {dataset_name!r} is a single graph")
     if model_name not in MODELS:
         raise GraphError(f"model: expected one of {MODELS}, got {model_name!r}")
+    if not isinstance(repeat, int) or repeat < 0:
+        raise GraphError(f"repeat: expected a non-negative int, got {repeat!r}")
+    if repeat and kind == "node":
+        raise GraphError("repeat: only graph protocols keep their folds fixed across repeats; "
+                         "node protocols already vary the seed per run")
     if not isinstance(seeds, int) or seeds < 1:
         raise GraphError(f"seeds: expected a positive int, got {seeds!r}")
     dev = resolve_device(device)
@@ -420,6 +431,7 @@ def run_protocol(dataset_name: str, protocol: str | None = None, model_name: str
     label = f"{label}-es" if patience and kind == "node" else label
     if use_node_attr and not reference:
         label = f"{protocol}-attr"
+    label = f"{label}-repeat{repeat}" if repeat else label
     node_attr = use_node_attr or reference
     done: set[int] = set()
     if out and resume:
@@ -449,7 +461,8 @@ def run_protocol(dataset_name: str, protocol: str | None = None, model_name: str
     for seed in plan:
         if seed in done:
             continue
-        seed_everything(seed)
+        run_seed = seed + REPEAT_SEED_STRIDE * repeat
+        seed_everything(run_seed)
         if kind == "node":
             split = public_split(data) if protocol == "public" else \
                 random_split(data, 500, 500, seed=seed if split_seed is None else split_seed)
@@ -465,7 +478,7 @@ def run_protocol(dataset_name: str, protocol: str | None = None, model_name: str
                                 hidden, **cfg)
             cpu = time.process_time()
             res = run_graph_fold(model, graphs, train_idx, val_idx, test_idx, epochs, lr, wd,
-                                 cfg["batch_size"], dev, seed)
+                                 cfg["batch_size"], dev, run_seed)
             res["cpu_seconds"] = time.process_time() - cpu
         res["seed"] = seed
         results.append(res)
@@ -479,6 +492,8 @@ def run_protocol(dataset_name: str, protocol: str | None = None, model_name: str
             metrics = {"acc": res["test_acc"], "best_epoch": res["best_epoch"]}
             if split_seed is not None:
                 extra["split_seed"] = split_seed
+            if repeat:
+                extra.update(repeat=repeat, run_seed=run_seed)
             if model_name == "mgnn" or kind == "node" or searched:
                 extra["config"] = {k: v for k, v in cfg.items() if k not in ("lr", "weight_decay")}
             if kind == "graph" and node_attr:  # the reference-pipeline records' extra fields
