@@ -83,6 +83,24 @@ def test_use_node_attr_labels_and_refuses_node_sets(tmp_path):
         run_protocol("karate", "paper", use_node_attr=True)
 
 
+def test_repeat_reseeds_the_same_folds_and_labels_records(tmp_path, monkeypatch):
+    import graphkit.runtime as runtime
+    seeds, real = [], runtime.seed_everything
+    monkeypatch.setattr(runtime, "seed_everything", lambda s: (seeds.append(s), real(s))[1])
+    out = tmp_path / "rep.jsonl"
+    kw = dict(seeds=2, epochs=1, device="cpu", out=str(out), load_kwargs=dict(num_graphs=20))
+    res = run_protocol("triangles-squares", "cv5", "gin", repeat=2, **kw)
+    assert res["protocol"] == "cv5-repeat2" and res["seeds"] == [0, 1]
+    assert seeds == [2 * cmd.REPEAT_SEED_STRIDE, 2 * cmd.REPEAT_SEED_STRIDE + 1]
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["seed"], r["repeat"], r["run_seed"]) for r in records] == \
+        [(0, 2, 2000), (1, 2, 2001)]
+    with pytest.raises(GraphError, match="repeat"):
+        run_protocol("karate", "paper", repeat=1)
+    with pytest.raises(GraphError, match="repeat"):
+        run_protocol("triangles-squares", "cv5", repeat=-1)
+
+
 def test_reference_split_is_the_reference_scripts_permutation(data_root, tmp_path, monkeypatch):
     # MGNN_Node/main.py: torch.manual_seed(55), then PyG's RandomNodeSplit('train_rest', 500, 500).
     import torch
