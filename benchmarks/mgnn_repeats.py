@@ -35,8 +35,9 @@ METHODS = {"mgnn": "MGNN", "gcn": "PyG-GCN", "sage": "PyG-SAGE", "gat": "PyG-GAT
            "gin": "PyG-GIN"}
 
 
-def run(datasets: list[str], models: list[str], repeats: int, searched: bool = True) -> None:
-    for repeat in range(1, repeats):
+def run(datasets: list[str], models: list[str], repeats: int, searched: bool = True,
+        first: int = 1) -> None:
+    for repeat in range(max(first, 1), repeats):
         for dataset in datasets:
             for model in models:
                 res = run_protocol(dataset, "cv5-ref", model, 5, out=str(OUT), resume=True,
@@ -95,13 +96,16 @@ def main() -> None:
     parser.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--repeats", type=int, default=10,
                         help="total repeats including repeat 0 (the existing run)")
+    parser.add_argument("--first", type=int, default=1,
+                        help="first repeat to run (to split repeats over processes)")
     parser.add_argument("--reference", action="store_true",
                         help="the reference settings (cv5-ref) instead of each model's "
                              "validation-searched ones (cv5-ref-searched)")
     parser.add_argument("--summary", action="store_true", help="print the summary table only")
     args = parser.parse_args()
     if not args.summary:
-        run(args.datasets, args.models, args.repeats, searched=not args.reference)
+        run(args.datasets, args.models, args.repeats, searched=not args.reference,
+            first=args.first)
     print(summary())
 
 
