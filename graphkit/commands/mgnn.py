@@ -31,6 +31,9 @@ NAME = "mgnn"
 HELP = "Motif Graph Neural Network (MGNN) and PyG baselines on node/graph benchmarks"
 ORDER = 30
 
+# ``repeat=r`` seeds fold f with f + REPEAT_SEED_STRIDE * r (folds stay those of seed 12345).
+REPEAT_SEED_STRIDE = 1000
+
 MODELS = ("mgnn", "gcn", "sage", "gat", "gin")
 PROTOCOLS = ("paper", "public", "cv5", "cv10", "cv5-ref", "cv10-ref")
 NODE_PROTOCOLS = ("paper", "public")
@@ -82,9 +85,6 @@ REF_EPOCHS = 300
 # each of the five splits, test folds never read). Model -> dataset -> settings merged over
 # :data:`REF_GRAPH_CONFIG` (MGNN) or the graph baselines' defaults (lr 0.01, weight decay 5e-3,
 # width 64).
-# ``repeat=r`` seeds fold f with f + REPEAT_SEED_STRIDE * r (folds stay those of seed 12345).
-REPEAT_SEED_STRIDE = 1000
-
 GRAPH_SEARCHED: dict[str, dict[str, dict[str, Any]]] = {
     "mgnn": {"mutag": dict(lr=0.01, weight_decay=5e-4, widths="64,64,64"),
              "enzymes": dict(lr=0.01, weight_decay=5e-3, widths="16,C,C")},
