@@ -130,6 +130,25 @@ def test_reference_split_is_the_reference_scripts_permutation(data_root, tmp_pat
     assert [(r["protocol"], r["split_seed"]) for r in records] == [("paper@55", 55)] * 2
 
 
+@pytest.mark.parametrize("n, seed", [(2708, 55), (3327, 161)])
+def test_reference_split_does_not_depend_on_the_torch_version(n, seed):
+    # torch's CPU randperm has been the same Fisher-Yates since torch 1.x (the reference ran
+    # 1.12): swap r[i] with r[i + u % (n - i)], u the next 32-bit mt19937 draw after
+    # manual_seed. Rebuilt on numpy's MT19937 (legacy seeding = mt19937 init_genrand), so
+    # this pins the reference scripts' Cora / CiteSeer permutations independently of torch.
+    import numpy as np
+    import torch
+    bits = np.random.MT19937()
+    bits._legacy_seeding(seed)
+    draws = bits.random_raw(n)
+    perm = np.arange(n)
+    for i in range(n - 1):
+        j = i + int(draws[i]) % (n - i)
+        perm[i], perm[j] = perm[j], perm[i]
+    torch.manual_seed(seed)
+    assert np.array_equal(torch.randperm(n).numpy(), perm)
+
+
 @pytest.mark.parametrize("kwargs, match", [
     (dict(protocol="public", split_seed=3), "only the 'paper' protocol"),
     (dict(protocol="paper", split_seed="lucky"), "an int or 'reference'"),
