@@ -87,6 +87,9 @@ def main() -> None:
     parser.add_argument("--reference-split", action="store_true",
                         help="node sets on the reference scripts' split (paper@55, paper@161); "
                              "with --node-es early stopping as the main node table")
+    parser.add_argument("--reference-config", action="store_true",
+                        help="node sets, MGNN only: the released scripts' settings "
+                             "(REFERENCE_NODE_CONFIG; records '<protocol>-refcfg')")
     parser.add_argument("--patience", type=int, default=200)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--graph-ref", action="store_true",
@@ -98,6 +101,7 @@ def main() -> None:
                         help="--graph-ref (5 folds only) with the validation-searched settings "
                              "(GRAPH_SEARCHED, benchmarks.mgnn_search stage H)")
     args = parser.parse_args()
+    node_config = "reference" if args.reference_config else "searched"
     if args.graph_ref:
         for dataset in args.only or ("mutag", "enzymes"):
             for model in args.models:
@@ -115,7 +119,8 @@ def main() -> None:
                                    args.epochs or (1000 if args.node_es else 3000),
                                    out=str(OUT), resume=True, device="cpu", log=print,
                                    split_seed="reference",
-                                   patience=args.patience if args.node_es else None)
+                                   patience=args.patience if args.node_es else None,
+                                   node_config=node_config)
                 print(f"== {res['model']} {dataset} {res['protocol']}: {res['acc_mean']:.4f} ± "
                       f"{res['acc_std']:.4f} (new seeds {res['seeds']})", flush=True)
         return
@@ -125,8 +130,8 @@ def main() -> None:
                 for model in args.models:
                     res = run_protocol(dataset, protocol, model, args.seeds, args.epochs or 1000,
                                        out=str(OUT), resume=True, device="cpu", log=print,
-                                       patience=args.patience)
-                    print(f"== {res['model']} {dataset} {protocol}-es: {res['acc_mean']:.4f} ± "
+                                       patience=args.patience, node_config=node_config)
+                    print(f"== {res['model']} {dataset} {res['protocol']}: {res['acc_mean']:.4f} ± "
                           f"{res['acc_std']:.4f} (new seeds {res['seeds']})", flush=True)
         return
     for dataset, protocol, seeds, epochs in PLAN:

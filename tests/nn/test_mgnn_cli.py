@@ -220,3 +220,25 @@ def test_searched_graph_settings_are_applied_and_labelled(tmp_path, monkeypatch,
         with pytest.raises(GraphError, match="searched"):
             run_protocol("triangles-squares", protocol, model_name, seeds=1, epochs=1,
                          searched=True, load_kwargs=dict(num_graphs=30))
+
+
+def test_reference_node_config_runs_the_released_settings(data_root, tmp_path, monkeypatch):
+    import graphkit.commands.mgnn as cmd
+    built = []
+    original = cmd.build_model
+
+    def spy(*args, **kw):
+        built.append(kw)
+        return original(*args, **kw)
+
+    monkeypatch.setattr(cmd, "build_model", spy)
+    res = run_protocol("citeseer", "paper", seeds=1, epochs=1, root=str(data_root),
+                       device="cpu", out=str(tmp_path / "r.jsonl"), split_seed="reference",
+                       node_config="reference")
+    assert res["protocol"] == "paper@161-refcfg"
+    assert (built[0]["width"], built[0]["compress_channels"], built[0]["weight_decay"]) == \
+        (16, 6, 20e-3)
+    with pytest.raises(GraphError, match="node_config"):
+        run_protocol("cora", "paper", "gcn", node_config="reference")
+    with pytest.raises(GraphError, match="node_config"):
+        run_protocol("cora", "paper", node_config="paper")
