@@ -35,7 +35,7 @@ the first:
   exactly as ``best-inertia`` does (its rows were identical); 1 - R² is computed from it.
   scikit-learn's implementations; declared before their first run on these datasets, nothing
   tuned.
-* ``consensus+self-training``: :func:`graphkit.cluster.refine.self_train` on the consensus: a
+* ``consensus+self-training``: :func:`benchmarks.cluster_refine.self_train` on the consensus: a
   standardised logistic regression on CCGC's input X̃, fitted on the half of every consensus
   cluster whose nodes agree most often with it across the post-warm-up partitions, relabels
   every node (declared with these fixed settings before its first run, 2026-12-08).
@@ -58,10 +58,10 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
+from benchmarks.cluster_refine import self_train
 from benchmarks.harness import RESULTS, append_record, drop_records, make_record
 from graphkit.cluster.ccgc import prepare_graph
 from graphkit.cluster.kmeans import kmeans
-from graphkit.cluster.refine import self_train
 from graphkit.cluster.smoothing import SmoothedFeatures, normalized_adjacency, smooth
 from graphkit.commands.cluster import hyperparams, run_seed
 from graphkit.data import load

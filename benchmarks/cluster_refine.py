@@ -5,6 +5,11 @@ training on their own confident assignments. Here the confidence comes from CCGC
 history: a node is stable when most post-warm-up partitions put it in (the matched counterpart of)
 its consensus cluster. A classifier fitted on the most stable half of each cluster then relabels
 every node. No ground-truth label is used anywhere.
+
+Issue #5's one declared self-training candidate (``benchmarks/notes/cluster.md``), scored by
+``benchmarks.cluster_selection`` as rule ``consensus+self-training``. It lowered the consensus's
+mean ACC on Cora, CiteSeer, BAT and EAT, so it was not adopted and lives here, not in
+:mod:`graphkit.cluster`.
 """
 
 from __future__ import annotations

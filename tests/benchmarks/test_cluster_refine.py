@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from benchmarks.cluster_refine import agreement, confident_nodes, self_train
 from graphkit import GraphError
-from graphkit.cluster.refine import agreement, confident_nodes, self_train
 
 
 def test_agreement_ignores_label_permutations():
