@@ -101,6 +101,9 @@ def main() -> None:
                         help="--graph-ref (5 folds only) with the validation-searched settings "
                              "(GRAPH_SEARCHED, benchmarks.mgnn_search stage H)")
     args = parser.parse_args()
+    if args.reference_config and not (args.reference_split or args.node_es):
+        parser.error("--reference-config applies to the node runs: add --reference-split "
+                     "or --node-es")
     node_config = "reference" if args.reference_config else "searched"
     if args.graph_ref:
         for dataset in args.only or ("mutag", "enzymes"):
