@@ -51,7 +51,7 @@ def test_inertia_ratio_is_within_over_total_sum_of_squares(blobs, seed):
 def test_undirected_edges_lists_each_edge_once_without_self_loops():
     # 0-1 both ways, 1-2 one way, a self-loop on 2
     edge_index = np.array([[0, 1, 1, 2], [1, 0, 2, 2]])
-    edges = undirected_edges(edge_index, 3)
+    edges = undirected_edges(edge_index)
     assert sorted(map(tuple, edges.T.tolist())) == [(0, 1), (1, 2)]
 
 
