@@ -159,25 +159,15 @@ def _train_or_load(name: str, data, k: int, seed: int, cache: Path) -> dict[str,
         return {key: d[key].astype(np.int64) if key == "parts" else d[key] for key in d.files}
 
 
-def undirected_edges(edge_index: np.ndarray) -> np.ndarray:
-    """``[2, E]`` with every undirected edge of ``edge_index`` once (``i < j``; self-loops
-    dropped)."""
-    pairs = np.sort(edge_index, axis=0)
-    return np.unique(pairs[:, pairs[0] < pairs[1]], axis=1)
-
-
-def edge_homophily(edges: np.ndarray, labels: np.ndarray) -> float:
-    """The share of ``edges`` (``[2, E]``) whose two ends share a cluster of ``labels``."""
-    if edges.shape[1] == 0:
-        raise GraphError("edge_homophily: the graph has no edges")
-    return float(np.mean(labels[edges[0]] == labels[edges[1]]))
-
-
 def switched_smoothing(honest: np.ndarray, smoothed: np.ndarray,
-                       edges: np.ndarray) -> tuple[np.ndarray, float]:
-    """``smoothed`` if ``honest`` is homophilous over ``edges`` (:data:`HOMOPHILOUS`), else
-    ``honest``; and the edge homophily of ``honest``."""
-    share = edge_homophily(edges, honest)
+                       edge_index: torch.Tensor) -> tuple[np.ndarray, float]:
+    """``smoothed`` if ``honest`` is homophilous over the graph (PyG's edge homophily, the share
+    of edges whose ends share a cluster, at least :data:`HOMOPHILOUS`), else ``honest``; and that
+    share."""
+    from torch_geometric.utils import homophily
+    if edge_index.size(1) == 0:
+        raise GraphError("switched_smoothing: the graph has no edges")
+    share = float(homophily(edge_index, torch.from_numpy(honest), method="edge"))
     return (smoothed if share >= HOMOPHILOUS else honest), share
 
 
@@ -200,13 +190,12 @@ def _consensus(parts: np.ndarray, k: int, seed: int, h: sp.csr_matrix | None = N
 
 def score_seed(parts: np.ndarray, honest: np.ndarray, y: np.ndarray, h: sp.csr_matrix, t: int,
                seed: int, averaged: dict[str, np.ndarray], smoothed_x: np.ndarray,
-               edges: np.ndarray) -> dict[str, dict[str, float]]:
-    """Every single-training rule of the module docstring, ×100 (``smoothed_x``: X̃, ``edges``:
-    :func:`undirected_edges` of the graph)."""
+               edge_index: torch.Tensor) -> dict[str, dict[str, float]]:
+    """Every single-training rule of the module docstring, ×100 (``smoothed_x``: X̃)."""
     k = int(y.max()) + 1
     scores = [cluster_scores(y, p) for p in parts]
     smoothed = _smooth(h, np.eye(k, dtype=np.float32)[honest], t).argmax(1)
-    switched, share = switched_smoothing(honest, smoothed, edges)
+    switched, share = switched_smoothing(honest, smoothed, edge_index)
     views = {"oracle-post": max(scores, key=lambda m: m["acc"]),
              "consensus": cluster_scores(y, honest),
              "consensus+label-smoothing": cluster_scores(y, smoothed),
@@ -246,14 +235,13 @@ def run(name: str, seeds: int, group: int, cache: Path) -> None:
     h = normalized_adjacency(adj.tocsr()).astype(np.float32)
     t = hyperparams(name)["t"]
     smoothed_x = smooth(*prepare_graph(data), t)
-    edges = undirected_edges(data.edge_index.numpy())
     drop_records(OUT, dataset=name, protocol=PROTOCOL)
     runs = []
     for seed in range(seeds):
         start = time.perf_counter()
         runs.append(_train_or_load(name, data, k, seed, cache))
         views = score_seed(runs[-1]["parts"], runs[-1]["honest"], y, h, t, seed, runs[-1],
-                           smoothed_x, edges)
+                           smoothed_x, data.edge_index)
         seconds = time.perf_counter() - start
         for rule, m in views.items():
             append_record(OUT, make_record(rule, name, PROTOCOL, seed, m, seconds, "cpu"))

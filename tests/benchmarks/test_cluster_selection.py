@@ -1,13 +1,12 @@
 import numpy as np
 import pytest
+import torch
 
 from benchmarks.cluster_selection import (
     HOMOPHILOUS,
     INDICES,
-    edge_homophily,
     internal_indices,
     switched_smoothing,
-    undirected_edges,
 )
 from graphkit.errors import GraphError
 
@@ -48,30 +47,24 @@ def test_inertia_ratio_is_within_over_total_sum_of_squares(blobs, seed):
     assert ratio == pytest.approx(within / total)
 
 
-def test_undirected_edges_lists_each_edge_once_without_self_loops():
-    # 0-1 both ways, 1-2 one way, a self-loop on 2
-    edge_index = np.array([[0, 1, 1, 2], [1, 0, 2, 2]])
-    edges = undirected_edges(edge_index)
-    assert sorted(map(tuple, edges.T.tolist())) == [(0, 1), (1, 2)]
+# a 4-cycle, both directions of every edge (as PyG stores undirected graphs)
+CYCLE = torch.tensor([[0, 1, 1, 2, 2, 3, 3, 0], [1, 0, 2, 1, 3, 2, 0, 3]])
 
 
-def test_edge_homophily_is_the_share_of_edges_inside_a_cluster():
-    edges = np.array([[0, 1, 2, 3], [1, 2, 3, 0]])  # a 4-cycle
-    assert edge_homophily(edges, np.array([0, 0, 1, 1])) == 0.5
-    assert edge_homophily(edges, np.array([0, 1, 0, 1])) == 0.0
-    assert edge_homophily(edges, np.zeros(4, dtype=int)) == 1.0
-    with pytest.raises(GraphError, match="no edges"):
-        edge_homophily(np.zeros((2, 0), dtype=int), np.zeros(4, dtype=int))
-
-
-@pytest.mark.parametrize(("honest", "smoothed_kept"), [
-    ([0, 0, 1, 1], True),    # half the edges inside: homophilous (the threshold is inclusive)
-    ([0, 1, 0, 1], False),   # no edge inside a cluster: keep the consensus
+@pytest.mark.parametrize(("honest", "share"), [
+    ([0, 0, 1, 1], 0.5),    # half the edges inside: homophilous (the threshold is inclusive)
+    ([0, 1, 0, 1], 0.0),    # no edge inside a cluster: keep the consensus
+    ([0, 0, 0, 0], 1.0),
 ])
-def test_switched_smoothing_smooths_only_homophilous_partitions(honest, smoothed_kept):
-    edges = np.array([[0, 1, 2, 3], [1, 2, 3, 0]])
+def test_switched_smoothing_smooths_only_homophilous_partitions(honest, share):
     honest = np.array(honest)
     smoothed = np.array([2, 2, 2, 2])
-    out, share = switched_smoothing(honest, smoothed, edges)
-    assert (share >= HOMOPHILOUS) == smoothed_kept
-    np.testing.assert_array_equal(out, smoothed if smoothed_kept else honest)
+    out, got = switched_smoothing(honest, smoothed, CYCLE)
+    assert got == share
+    np.testing.assert_array_equal(out, smoothed if share >= HOMOPHILOUS else honest)
+
+
+def test_switched_smoothing_needs_edges():
+    with pytest.raises(GraphError, match="no edges"):
+        switched_smoothing(np.zeros(4, dtype=int), np.zeros(4, dtype=int),
+                           torch.zeros(2, 0, dtype=torch.long))
