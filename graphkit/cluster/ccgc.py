@@ -504,8 +504,9 @@ class CCGC:
             if callback is not None:
                 callback(epoch, labels, z)
             if self.verbose:
-                print(f"[ccgc] epoch {epoch:4d}  inertia {res.inertia:.4f}  "
-                      f"loss {history['loss'][-1] if history['loss'] else float('nan')}")
+                last = history["loss"][-1] if history["loss"] else None
+                loss = "n/a" if last is None else f"{last:.4f}"
+                print(f"[ccgc] epoch {epoch:4d}  inertia {res.inertia:.4f}  loss {loss}")
             return res
 
         # with the numba kernels: torch on one thread, the kernels on all (see kernel_threads)
