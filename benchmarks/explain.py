@@ -315,6 +315,10 @@ def main(argv: list[str] | None = None) -> None:
                                      if isinstance(v, float)), flush=True)
                     what = "test graphs" if dataset in ("mutag", "enzymes") else "motif nodes"
                     protocol = f"{'all' if args.nodes is None else args.nodes} {what}"
+                    if metrics.get("undirected"):
+                        # since 2026-12-08 (notes/explain.md): PN/PS keep k undirected edges;
+                        # earlier rows kept the top 2k directed ones (now `*_directed`)
+                        protocol += ", undirected top-k"
                     if name == "pgexplainer" and args.pgexplainer_epochs not in (
                             None, PGEXPLAINER_EPOCHS):
                         protocol += f", pgexplainer {args.pgexplainer_epochs} epochs"

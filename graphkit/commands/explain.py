@@ -124,6 +124,7 @@ def evaluate(dataset: str, explainer: str, model_name: str = "gcn", *, seed: int
     them. Returns the metrics dict, the :class:`BatchExplanation`, the model and the data
     (metrics and explanation are ``None`` on the other ranks)."""
     import torch
+    from torch_geometric.utils import is_undirected
 
     from graphkit.data import load
     from graphkit.explain import (
@@ -162,8 +163,16 @@ def evaluate(dataset: str, explainer: str, model_name: str = "gcn", *, seed: int
                           pgexplainer_epochs=pgexplainer_epochs, **kwargs)
     if res is None:  # not the receiving rank
         return None, None, model, data
-    ns = necessity_sufficiency(model, res, kind="topk", value=2 * k)
+    # k counts undirected edges: on an undirected graph a hard explanation keeps both
+    # directions of k edges. The directed top-2k (PyG's top-k on the raw mask) is reported too;
+    # for an asymmetric mask it can keep one direction of up to 2k different edges.
+    directed = necessity_sufficiency(model, res, kind="topk", value=2 * k)
+    undirected = bool(is_undirected(data.edge_index))
+    ns = necessity_sufficiency(model, res, kind="topk", value=k, undirected=True) \
+        if undirected else directed
     metrics: dict[str, Any] = {"pn": ns["pn"], "ps": ns["ps"], "fns": ns["fns"],
+                               "pn_directed": directed["pn"], "ps_directed": directed["ps"],
+                               "fns_directed": directed["fns"], "undirected": undirected,
                                "auc": float("nan"), "recall": float("nan"),
                                "size": explanation_size(res),
                                "seconds_per_instance": res.seconds / res.num_instances,

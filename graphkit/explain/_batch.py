@@ -135,6 +135,15 @@ class SubgraphBatch:
     def num_instances(self) -> int:
         return int(self.index.numel())
 
+    def undirected_pairs(self) -> Tensor:
+        """Id of every batch edge's undirected pair ({u, v}: both directions share one id),
+        ordered by instance (batch-local node ids grow with the instance, so no pair spans two
+        instances)."""
+        ei = self.edge_index
+        n = max(int(self.x.size(0)), 1)
+        key = ei.min(0).values * n + ei.max(0).values
+        return torch.unique(key, return_inverse=True)[1]
+
     def replicate(self, xs: list[Tensor], masks: list[Tensor]
                   ) -> tuple[Tensor, Tensor, Tensor, dict[str, Any], Tensor]:
         """Stack ``len(xs)`` copies of the batch (copy c gets features ``xs[c]`` and edge weights

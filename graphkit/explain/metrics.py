@@ -43,10 +43,24 @@ def _segment_rank(score: Tensor, seg: Tensor) -> Tensor:
     return rank
 
 
-def harden(mask: Tensor, seg: Tensor, kind: str = "topk", value: float = 6) -> Tensor:
+def harden(mask: Tensor, seg: Tensor, kind: str = "topk", value: float = 6,
+           pairs: Tensor | None = None) -> Tensor:
     """Hard 0/1 version of soft ``mask``: the top ``value`` entries of each instance
     (``kind="topk"``, PyG's ``ThresholdConfig("topk_hard", value)``) or entries >= ``value``
-    (``kind="hard"``)."""
+    (``kind="hard"``).
+
+    With ``pairs`` (the undirected pair id of every edge, see
+    :meth:`SubgraphBatch.undirected_pairs`) an explanation is a set of undirected edges: each
+    pair is scored by the mean of its directions' mask values (how GNNExplainer's and
+    PGExplainer's reference code symmetrise masks on undirected graphs), ``value`` counts pairs,
+    and a kept pair keeps both directions. Without it, top-k on an asymmetric mask may keep one
+    direction of up to k different undirected edges."""
+    if pairs is not None:
+        num = int(pairs.max()) + 1 if pairs.numel() else 0
+        score = torch.zeros(num, dtype=mask.dtype, device=mask.device).scatter_reduce(
+            0, pairs, mask, reduce="mean", include_self=False)
+        pair_seg = torch.zeros(num, dtype=torch.long, device=seg.device).scatter_(0, pairs, seg)
+        return harden(score, pair_seg, kind, value)[pairs]
     if kind == "topk":
         if int(value) < 1:
             raise GraphError(f"value: top-k needs a positive integer, got {value}")
@@ -59,23 +73,30 @@ def harden(mask: Tensor, seg: Tensor, kind: str = "topk", value: float = 6) -> T
 @torch.no_grad()
 def necessity_sufficiency(model: torch.nn.Module, res: BatchExplanation, *, kind: str = "topk",
                           value: float = 6, node_value: float | None = None,
-                          return_type: str = "raw", binary: bool = False) -> dict:
+                          return_type: str = "raw", binary: bool = False,
+                          undirected: bool = False) -> dict:
     """PN, PS and FNS of the hard explanations in ``res``.
 
     Args:
         model: the explained model.
         res: masks of every instance (from NSEG or a baseline).
-        kind: ``"topk"`` (``value`` directed edges per instance) or ``"hard"`` (mask >= value).
+        kind: ``"topk"`` (``value`` edges per instance, directed unless ``undirected``) or
+            ``"hard"`` (mask >= value).
         value: k or the threshold for edge masks.
         node_value: the same for node masks (defaults: k nodes for top-k, else ``value``).
         return_type: the model's output type (``"raw"``, ``"probs"``, ``"log_probs"``).
         binary: the model is a binary classifier with one output.
+        undirected: the graph is undirected and an explanation is a set of undirected edges:
+            for edges, ``value`` counts undirected edges (both directions kept or removed
+            together, ranked by the mean of their masks; see :func:`harden`). The default
+            counts directed edges, as PyG's ``fidelity`` on a hard mask does.
 
     Returns:
         ``{"pn", "ps", "fns", "pn_each", "ps_each"}`` (the last two per instance).
     """
     sub = res.sub
-    hard_e = harden(res.edge_mask, sub.edge_seg, kind, value)
+    pairs = sub.undirected_pairs() if undirected else None
+    hard_e = harden(res.edge_mask, sub.edge_seg, kind, value, pairs=pairs)
     x = sub.x
     x_pn = x_ps = x
     if res.node_mask is not None:

@@ -372,7 +372,7 @@ class NSEG(ExplainerAlgorithm):
         m_e = m_f = None
         e_count = torch.bincount(sub.edge_seg, minlength=n_inst).clamp(min=1).float()
         n_count = torch.bincount(sub.node_seg, minlength=n_inst).clamp(min=1).float()
-        pair = self._edge_pairs(sub) if self.symmetric else None
+        pair = sub.undirected_pairs() if self.symmetric else None
         if use_e:
             seg = sub.edge_seg if pair is None else torch.zeros(
                 int(pair.max()) + 1 if pair.numel() else 0, dtype=torch.long,
@@ -411,15 +411,6 @@ class NSEG(ExplainerAlgorithm):
             clear_masks(model)
         s_e, s_f = masks()
         return s_e.detach(), None if s_f is None else s_f.detach()
-
-    @staticmethod
-    def _edge_pairs(sub: SubgraphBatch) -> Tensor:
-        """Id of every batch edge's undirected pair ({u, v}: both directions share one id),
-        ordered by instance (batch-local node ids grow with the instance)."""
-        ei = sub.edge_index
-        n = max(int(sub.x.size(0)), 1)
-        key = ei.min(0).values * n + ei.max(0).values
-        return torch.unique(key, return_inverse=True)[1]
 
     def _prediction_loss(self, out: Tensor, tgt: Tensor, rtype: str, binary: bool) -> Tensor:
         """Per-instance prediction loss; row 0 of ``out`` is the sufficiency copy, the other

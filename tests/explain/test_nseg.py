@@ -183,6 +183,42 @@ def test_harden_topk_per_instance():
     assert harden(mask, seg, "hard", 0.5).tolist() == [0, 1, 1, 0, 1, 0]
 
 
+def test_harden_keeps_whole_undirected_edges():
+    # instance 0: pairs 0, 1, 2 (directions side by side); instance 1: pairs 3 and 4 (one-way)
+    mask = torch.tensor([0.9, 0.1, 0.6, 0.6, 0.2, 0.7, 0.4, 0.3, 0.8])
+    seg = torch.tensor([0, 0, 0, 0, 0, 0, 1, 1, 1])
+    pairs = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3, 4])
+    # directed top-2 takes one direction of two different edges in instance 0
+    assert harden(mask, seg, "topk", 2).tolist() == [1, 0, 0, 0, 0, 1, 1, 0, 1]
+    # by pair means (0.5, 0.6, 0.45 | 0.35, 0.8) the top pair keeps both of its directions
+    assert harden(mask, seg, "topk", 1, pairs=pairs).tolist() == [0, 0, 1, 1, 0, 0, 0, 0, 1]
+    assert harden(mask, seg, "topk", 2, pairs=pairs).tolist() == [1, 1, 1, 1, 0, 0, 1, 1, 1]
+    assert harden(mask, seg, "hard", 0.5, pairs=pairs).tolist() == [1, 1, 1, 1, 0, 0, 0, 0, 1]
+
+
+def test_undirected_pairs_and_metrics(ba):
+    data, model = ba
+    res = run_explainer("saliency", model, data.x, data.edge_index, _targets())
+    sub = res.sub
+    pairs = sub.undirected_pairs()
+    ei = sub.edge_index
+    key = {(min(u, v), max(u, v)): int(p) for (u, v), p in zip(ei.t().tolist(), pairs.tolist())}
+    assert len(set(key.values())) == len(key)  # one id per undirected edge
+    for (u, v), p in zip(ei.t().tolist(), pairs.tolist()):
+        assert key[(min(u, v), max(u, v))] == p
+    assert (torch.zeros_like(pairs).scatter_(0, pairs, sub.edge_seg)[pairs] == sub.edge_seg).all()
+    k = 3
+    hard = harden(res.edge_mask, sub.edge_seg, "topk", k, pairs=pairs).bool()
+    for i in range(res.num_instances):
+        assert torch.unique(pairs[hard & (sub.edge_seg == i)]).numel() == k
+    # a symmetric mask (NSEG's) keeps the same edges either way
+    sym = NSEG(epochs=10, epsilon=0.0).explain(model, data.x, data.edge_index, index=_targets())
+    a = necessity_sufficiency(model, sym, kind="topk", value=k, undirected=True)
+    b = necessity_sufficiency(model, sym, kind="topk", value=2 * k)
+    assert a["pn_each"].tolist() == b["pn_each"].tolist()
+    assert a["ps_each"].tolist() == b["ps_each"].tolist()
+
+
 def test_graph_level_and_bad_inputs(ba):
     data, model = ba
     with pytest.raises(GraphError, match="index"):
